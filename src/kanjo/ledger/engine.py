@@ -1,0 +1,507 @@
+"""The posting engine: one serial writer that micro-batches requests and commits each batch atomically.
+
+Callers enqueue requests (accounts or transfers) into a bounded intake; the writer takes as many
+as fit in one batch, applies the rules in memory against balances it owns (it holds the shard's
+writer lease, so nobody else changes them), writes the batch with COPY and one array-bound UPDATE,
+commits, and only then answers. A hot account costs one row update per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+import heapq
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import structlog
+
+from kanjo.kernel.clock import Clock, SystemClock
+from kanjo.kernel.invariants import invariant
+from kanjo.kernel.limits import LimitReached, limits
+from kanjo.ledger import store, telemetry
+from kanjo.ledger.limits import (
+    ACCOUNT_CACHE_ENTRIES_MAX,
+    EVENTS_PER_BATCH_MAX,
+    EXPIRY_QUEUE_ENTRIES_MAX,
+    HOLD_CACHE_ENTRIES_MAX,
+    INTAKE_EVENTS_MAX,
+    LOOKUP_IDS_MAX,
+    PAGE_ROWS_MAX,
+    REJECTED_IDS_CACHED_MAX,
+)
+from kanjo.ledger.model import (
+    Account,
+    AccountBalance,
+    AccountOutcome,
+    CreateAccountResult,
+    PendingStatus,
+    Transfer,
+    TransferOutcome,
+    TransferRecord,
+)
+from kanjo.ledger.rules import RESOLVING, Batch, Hold
+from kanjo.platform import db
+
+log = structlog.get_logger("kanjo.ledger")
+JST = ZoneInfo("Asia/Tokyo")
+RECONNECT_BACKOFF_MAX_S = 2.0
+
+
+class LedgerBusy(Exception):
+    """The intake queue is full: retry later with the same ids."""
+
+    retry_after_s = 1
+
+
+class LedgerUnavailable(Exception):
+    """The batch could not be committed (database unreachable, or this writer lost its lease).
+
+    The outcome is not known to the caller: retry with the same ids, which is always safe.
+    """
+
+
+class _Redo(Exception):
+    """The fast path met an id it did not know was taken: run the batch again with id lookups."""
+
+
+@dataclass(slots=True)
+class _Request:
+    kind: str  # "accounts" | "transfers"
+    events: Sequence[Account] | Sequence[Transfer]
+    future: asyncio.Future
+    enqueued_at: float = field(default_factory=time.perf_counter)
+
+
+class Ledger:
+    """The ledger's in-process API. Start one per process per database; it takes the writer lease."""
+
+    def __init__(self, dsn: str, *, clock: Clock, business_date: Callable[[], dt.date], pool_size_max: int,
+                 sweep_interval_s: float, linger_s: float, holder: str) -> None:
+        self.dsn = dsn
+        self.clock = clock
+        self.business_date = business_date
+        self._pool_size_max = pool_size_max
+        self._sweep_interval_s = sweep_interval_s
+        self._linger_s = linger_s
+        self._holder = holder
+        self._intake: collections.deque[_Request] = collections.deque()
+        self._intake_events = 0
+        self._wakeup = asyncio.Event()
+        self._sweep_requests: list[asyncio.Future] = []
+        self._accounts: dict[int, Account] = {}
+        self._holds: dict[int, Hold] = {}
+        self._rejected: dict[int, tuple[Transfer, int]] = {}
+        self._rejected_complete = True
+        self._expiry: list[tuple[int, int]] = []  # heap of (expires_at, pending id)
+        self._expiry_complete = True  # every live timed hold is in the heap
+        self._epoch = 0
+        self._last_ts = 0
+        self._conn: asyncpg.Connection | None = None
+        self.pool: asyncpg.Pool | None = None
+        self._writer: asyncio.Task | None = None
+        self._stopping = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @classmethod
+    async def start(cls, dsn: str, *, clock: Clock | None = None,
+                    business_date: Callable[[], dt.date] | None = None, pool_size_max: int = 10,
+                    sweep_interval_s: float = 1.0, linger_s: float = 0.0, holder: str | None = None) -> Ledger:
+        clock = clock or SystemClock()
+        if business_date is None:
+            def business_date() -> dt.date:
+                return store.today(clock.now_ns(), JST)
+        ledger = cls(dsn, clock=clock, business_date=business_date, pool_size_max=pool_size_max,
+                     sweep_interval_s=sweep_interval_s, linger_s=linger_s,
+                     holder=holder or f"{socket.gethostname()}:{os.getpid()}")
+        ledger.pool = await db.create_pool(dsn, size_min=1, size_max=pool_size_max)
+        await ledger._connect_writer()
+        ledger._writer = asyncio.create_task(ledger._run(), name="kanjo-ledger-writer")
+        return ledger
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wakeup.set()
+        if self._writer is not None:
+            await self._writer
+        if self._conn is not None:
+            await self._conn.close()
+        if self.pool is not None:
+            await self.pool.close()
+
+    async def _connect_writer(self) -> None:
+        conn = await db.connect(self.dsn)
+        self._epoch, self._last_ts = await store.acquire_lease(conn, self._holder)
+        self._conn = conn
+        self._reset_state()
+        rejected = await store.load_rejected(conn, None, REJECTED_IDS_CACHED_MAX + 1)
+        self._rejected = {t.id: (t, code) for t, code in rejected[:REJECTED_IDS_CACHED_MAX]}
+        self._rejected_complete = len(rejected) <= REJECTED_IDS_CACHED_MAX
+        await self._load_expiry(2**63 - 1)
+        log.info("ledger.writer_started", epoch=self._epoch, holder=self._holder,
+                 rejected_ids=len(self._rejected), timed_holds=len(self._expiry))
+
+    def _reset_state(self) -> None:
+        self._accounts.clear()
+        self._holds.clear()
+
+    async def _load_expiry(self, until_ns: int) -> None:
+        assert self._conn is not None
+        due = await store.due_holds(self._conn, until_ns, EXPIRY_QUEUE_ENTRIES_MAX + 1)
+        self._expiry = due[:EXPIRY_QUEUE_ENTRIES_MAX]
+        heapq.heapify(self._expiry)
+        self._expiry_complete = len(due) <= EXPIRY_QUEUE_ENTRIES_MAX
+
+    # -- commands ------------------------------------------------------------------------------
+
+    async def create_accounts(self, events: Sequence[Account]) -> list[AccountOutcome]:
+        for a in events:
+            invariant(not (a.debits_pending or a.debits_posted or a.credits_pending or a.credits_posted
+                           or a.timestamp), "a new account carries no balances or timestamp")
+        results = await self._submit("accounts", events)
+        return results
+
+    async def create_transfers(self, events: Sequence[Transfer]) -> list[TransferOutcome]:
+        for t in events:
+            invariant(t.timestamp == 0, "the ledger assigns transfer timestamps")
+        return await self._submit("transfers", events)
+
+    async def expire_due(self) -> None:
+        """Run the expiry sweep now (it also runs before every batch and on a timer)."""
+        future = asyncio.get_running_loop().create_future()
+        self._sweep_requests.append(future)
+        self._wakeup.set()
+        await future
+
+    async def _submit(self, kind: str, events: Sequence) -> list:
+        if len(events) > EVENTS_PER_BATCH_MAX:
+            raise LimitReached(limits.get("ledger_events_per_batch_max"), len(events))
+        if not events:
+            return []
+        if self._stopping or self._writer is None or self._writer.done():
+            raise LedgerUnavailable("the ledger writer is not running")
+        if self._intake_events + len(events) > INTAKE_EVENTS_MAX:
+            telemetry.BUSY_REFUSALS.inc()
+            raise LedgerBusy(f"ledger intake full ({self._intake_events:,} events queued)")
+        future = asyncio.get_running_loop().create_future()
+        self._intake.append(_Request(kind, events, future))
+        self._intake_events += len(events)
+        self._wakeup.set()
+        return await asyncio.shield(future)
+
+    # -- the writer ----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        backoff_s = 0.05
+        while True:
+            if self._stopping and not self._intake:
+                break
+            if not self._intake and not self._sweep_requests:
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=self._sweep_timeout())
+                except TimeoutError:
+                    pass
+                if self._linger_s and self._intake:
+                    await asyncio.sleep(self._linger_s)
+            requests = self._take_batch()
+            sweeps, self._sweep_requests = self._sweep_requests, []
+            try:
+                if self._conn is None or self._conn.is_closed():
+                    await self._connect_writer()
+                await self._process(requests)
+                backoff_s = 0.05
+            except store.Fenced as exc:
+                log.error("ledger.fenced", error=str(exc))
+                telemetry.BATCH_FAILURES.labels("fenced").inc()
+                self._fail(requests, sweeps, LedgerUnavailable(str(exc)))
+                self._stopping = True
+                self._fail(list(self._intake), [], LedgerUnavailable(str(exc)))
+                self._intake.clear()
+                break
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("ledger.batch_failed", error=repr(exc), requests=len(requests))
+                telemetry.BATCH_FAILURES.labels(type(exc).__name__).inc()
+                self._fail(requests, sweeps, LedgerUnavailable(f"batch not committed: {exc!r}"))
+                await self._drop_connection()
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, RECONNECT_BACKOFF_MAX_S)
+                continue
+            for future in sweeps:
+                if not future.done():
+                    future.set_result(None)
+
+    def _sweep_timeout(self) -> float:
+        if not self._expiry:
+            return self._sweep_interval_s
+        wait_s = (self._expiry[0][0] - self.clock.now_ns()) / 1e9
+        return max(0.001, min(self._sweep_interval_s, wait_s))
+
+    def _take_batch(self) -> list[_Request]:
+        taken: list[_Request] = []
+        size = 0
+        while self._intake and size + len(self._intake[0].events) <= EVENTS_PER_BATCH_MAX:
+            request = self._intake.popleft()
+            size += len(request.events)
+            taken.append(request)
+        self._intake_events -= size
+        telemetry.INTAKE_EVENTS.set(self._intake_events)
+        limits.observe("ledger_intake_events_max", self._intake_events)
+        return taken
+
+    def _fail(self, requests: list[_Request], sweeps: list[asyncio.Future], error: Exception) -> None:
+        for request in requests:
+            if not request.future.done():
+                request.future.set_exception(error)
+        for future in sweeps:
+            if not future.done():
+                future.set_exception(error)
+
+    async def _drop_connection(self) -> None:
+        self._reset_state()
+        if self._conn is not None:
+            try:
+                self._conn.terminate()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+        self._conn = None
+
+    async def _process(self, requests: list[_Request]) -> None:
+        started = time.perf_counter()
+        lookup = not self._rejected_complete
+        self._in_flight_due: list[tuple[int, int]] = []
+        try:
+            batch, results, ts_end = await self._process_attempts(requests, lookup)
+        except BaseException:
+            for entry in self._in_flight_due:  # not released: sweep them again next time
+                heapq.heappush(self._expiry, entry)
+            raise
+        self._after_commit(batch, ts_end)
+        now = time.perf_counter()
+        events = 0
+        for request, result in zip(requests, results, strict=True):
+            events += len(request.events)
+            telemetry.REQUEST_SECONDS.observe(now - request.enqueued_at)
+            if not request.future.done():
+                request.future.set_result(result)
+        if events:
+            telemetry.BATCH_EVENTS.observe(events)
+            telemetry.BATCH_SECONDS.observe(now - started)
+
+    async def _process_attempts(self, requests: list[_Request], lookup: bool) -> tuple[Batch, list[list], int]:
+        for _attempt in range(2):
+            batch, results, ts_end = await self._apply(requests, lookup)
+            try:
+                await self._commit(batch, ts_end, lookup)
+            except _Redo:
+                batch.rollback()
+                telemetry.BATCH_REDOS.inc()
+                lookup = True
+                continue
+            except BaseException:
+                batch.rollback()
+                raise
+            return batch, results, ts_end
+        raise AssertionError("batch redo did not converge")  # a lookup batch never asks for a redo
+
+    async def _apply(self, requests: list[_Request], lookup: bool) -> tuple[Batch, list[list], int]:
+        conn = self._conn
+        assert conn is not None
+        now_ns = self.clock.now_ns()
+        if not self._expiry_complete and not self._expiry:
+            await self._load_expiry(2**63 - 1)
+        due = self._due_holds(now_ns)
+        self._in_flight_due = [(now_ns, hold_id) for hold_id in due]
+        await self._load_for(requests, due, lookup)
+        known: dict[int, Transfer] = {}
+        rejected = self._rejected
+        if lookup:
+            ids = [t.id for r in requests if r.kind == "transfers" for t in r.events]
+            if ids:
+                known = {t.id: t for t in await store.load_transfers(conn, ids)}
+                if not self._rejected_complete:
+                    rejected = dict(self._rejected)
+                    rejected.update({t.id: (t, c) for t, c in await store.load_rejected(conn, ids, len(ids))})
+        batch = Batch(self._accounts, self._holds, rejected, known, self.business_date())
+        ts = max(now_ns, self._last_ts + 1)
+        for hold_id in due:
+            hold = self._holds.get(hold_id)
+            if hold is not None and hold.status is PendingStatus.PENDING:
+                batch.expire(hold, ts)
+                ts += 1
+        results: list[list] = []
+        for request in requests:
+            if request.kind == "transfers":
+                outcomes = batch.create_transfers(request.events, ts)  # type: ignore[arg-type]
+                results.append([TransferOutcome(code, ts + i if code == 0 else 0, amount)
+                                for i, (code, amount) in enumerate(outcomes)])
+            else:
+                codes = batch.create_accounts(request.events, ts)  # type: ignore[arg-type]
+                results.append([AccountOutcome(code, ts + i if code is CreateAccountResult.OK else 0)
+                                for i, code in enumerate(codes)])
+            ts += len(request.events)
+        self._fill_exists_timestamps(requests, results, batch)
+        return batch, results, ts - 1
+
+    def _fill_exists_timestamps(self, requests: list[_Request], results: list[list], batch: Batch) -> None:
+        for request, outcomes in zip(requests, results, strict=True):
+            for i, outcome in enumerate(outcomes):
+                if request.kind == "transfers" and outcome.result.name == "EXISTS":
+                    original = batch.known[request.events[i].id]
+                    outcomes[i] = TransferOutcome(outcome.result, original.timestamp, original.amount)
+                elif request.kind == "accounts" and outcome.result is CreateAccountResult.EXISTS:
+                    outcomes[i] = AccountOutcome(outcome.result, batch.accounts[request.events[i].id].timestamp)
+
+    def _due_holds(self, now_ns: int) -> list[int]:
+        due: list[int] = []
+        while self._expiry and self._expiry[0][0] <= now_ns:
+            due.append(heapq.heappop(self._expiry)[1])
+        return due
+
+    async def _load_for(self, requests: list[_Request], due: list[int], lookup: bool) -> None:
+        """Bring into the caches every account and hold this batch may read."""
+        conn = self._conn
+        assert conn is not None
+        accounts = self._accounts
+        holds = self._holds
+        want_accounts: set[int] = set()
+        want_holds: set[int] = set()
+        for request in requests:
+            if request.kind == "accounts":
+                want_accounts.update(a.id for a in request.events if a.id not in accounts)
+                continue
+            for t in request.events:
+                if t.flags & RESOLVING:
+                    if t.pending_id not in holds:
+                        want_holds.add(t.pending_id)
+                else:
+                    if t.debit_account_id not in accounts:
+                        want_accounts.add(t.debit_account_id)
+                    if t.credit_account_id not in accounts:
+                        want_accounts.add(t.credit_account_id)
+        want_holds.update(i for i in due if i not in holds)
+        if want_holds:
+            for hold in await store.load_holds(conn, list(want_holds)):
+                holds[hold.transfer.id] = hold
+        for hold_id in [*want_holds, *due]:
+            hold = holds.get(hold_id)
+            if hold is not None:
+                for account_id in (hold.transfer.debit_account_id, hold.transfer.credit_account_id):
+                    if account_id not in accounts:
+                        want_accounts.add(account_id)
+        want_accounts.discard(0)
+        if want_accounts:
+            for account in await store.load_accounts(conn, list(want_accounts)):
+                accounts[account.id] = account
+
+    async def _commit(self, batch: Batch, ts_end: int, lookup: bool) -> None:
+        conn = self._conn
+        assert conn is not None
+        if not (batch.new_accounts or batch.new_transfers or batch.new_rejected or batch.resolutions):
+            return
+        try:
+            async with conn.transaction():
+                await store.write_batch(conn, batch, self._epoch, ts_end)
+                if not lookup and batch.new_rejected:
+                    if await store.existing_transfer_ids(conn, list(batch.new_rejected)):
+                        raise _Redo()
+        except asyncpg.UniqueViolationError as exc:
+            if lookup:
+                raise
+            raise _Redo() from exc
+
+    def _after_commit(self, batch: Batch, ts_end: int) -> None:
+        self._last_ts = max(self._last_ts, ts_end)
+        if batch.new_rejected:
+            if len(self._rejected) + len(batch.new_rejected) > REJECTED_IDS_CACHED_MAX:
+                self._rejected_complete = False
+            else:
+                self._rejected.update(batch.new_rejected)
+        for t, expires_at in zip(batch.new_transfers, batch.new_expires, strict=True):
+            if expires_at:
+                if len(self._expiry) < EXPIRY_QUEUE_ENTRIES_MAX:
+                    heapq.heappush(self._expiry, (expires_at, t.id))
+                else:
+                    self._expiry_complete = False
+        self._trim_caches(batch)
+        limits.observe("ledger_account_cache_entries_max", len(self._accounts))
+        limits.observe("ledger_hold_cache_entries_max", len(self._holds))
+        limits.observe("ledger_rejected_ids_cached_max", len(self._rejected))
+        limits.observe("ledger_expiry_queue_entries_max", len(self._expiry))
+        committed = len(batch.new_transfers)
+        if committed:
+            telemetry.TRANSFERS_COMMITTED.inc(committed)
+        if batch.new_accounts:
+            telemetry.ACCOUNTS_CREATED.inc(len(batch.new_accounts))
+        expired = sum(1 for r in batch.resolutions if r[1] == PendingStatus.EXPIRED)
+        if expired:
+            telemetry.HOLDS_EXPIRED.inc(expired)
+
+    def _trim_caches(self, batch: Batch) -> None:
+        for pending_id, _status, _by, _ts in batch.resolutions:
+            self._holds.pop(pending_id, None)  # resolved: a later post/void reloads its status
+        if len(self._holds) > HOLD_CACHE_ENTRIES_MAX:
+            self._holds.clear()
+        if len(self._accounts) > ACCOUNT_CACHE_ENTRIES_MAX:
+            self._accounts.clear()
+
+    # -- reads (from committed state, through the pool) -----------------------------------------
+
+    async def lookup_accounts(self, ids: Sequence[int]) -> list[Account]:
+        self._check_ids(ids)
+        async with self._read() as conn:
+            return await store.lookup_accounts(conn, list(ids))
+
+    async def lookup_transfers(self, ids: Sequence[int]) -> list[Transfer]:
+        self._check_ids(ids)
+        async with self._read() as conn:
+            return await store.lookup_transfers(conn, list(ids))
+
+    async def lookup_transfer_records(self, ids: Sequence[int]) -> list[TransferRecord]:
+        self._check_ids(ids)
+        async with self._read() as conn:
+            holds = await store.lookup_holds(conn, list(ids))
+        return [TransferRecord(h.transfer, h.status, h.expires_at) for h in holds]
+
+    async def get_account_transfers(self, account_id: int, *, timestamp_min: int = 0,
+                                    timestamp_max: int = 2**63 - 1, limit: int = 100, debits: bool = True,
+                                    credits: bool = True, reverse: bool = False) -> list[Transfer]:
+        if limit > PAGE_ROWS_MAX:
+            raise LimitReached(limits.get("ledger_page_rows_max"), limit)
+        async with self._read() as conn:
+            return await store.account_transfers(conn, account_id, timestamp_min=timestamp_min,
+                                                 timestamp_max=timestamp_max, limit=limit, debits=debits,
+                                                 credits=credits, reverse=reverse)
+
+    async def get_account_balances(self, account_id: int, *, timestamp_min: int = 0,
+                                   timestamp_max: int = 2**63 - 1, limit: int = 100,
+                                   reverse: bool = False) -> list[AccountBalance]:
+        if limit > PAGE_ROWS_MAX:
+            raise LimitReached(limits.get("ledger_page_rows_max"), limit)
+        async with self._read() as conn:
+            return await store.account_balances(conn, account_id, timestamp_min=timestamp_min,
+                                                timestamp_max=timestamp_max, limit=limit, reverse=reverse)
+
+    async def balance_as_of(self, account_id: int, timestamp: int) -> AccountBalance | None:
+        rows = await self.get_account_balances(account_id, timestamp_max=timestamp, limit=1, reverse=True)
+        return rows[0] if rows else None
+
+    def _check_ids(self, ids: Sequence[int]) -> None:
+        if len(ids) > LOOKUP_IDS_MAX:
+            raise LimitReached(limits.get("ledger_lookup_ids_max"), len(ids))
+
+    def _read(self):  # type: ignore[no-untyped-def]
+        if self.pool is None:
+            raise LedgerUnavailable("the ledger is not started")
+        return self.pool.acquire()
+
+    @property
+    def intake_events(self) -> int:
+        return self._intake_events

@@ -1,0 +1,233 @@
+"""SQL of the ledger: loading state for the writer, writing a batch in one transaction, and reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+
+import asyncpg
+
+from kanjo.ledger.model import Account, AccountBalance, PendingStatus, Transfer
+from kanjo.ledger.rules import Batch, Hold
+
+TRANSFER_COLUMNS = (
+    "id", "debit_account_id", "credit_account_id", "amount", "pending_id", "user_data_128",
+    "user_data_64", "user_data_32", "timeout", "ledger", "code", "flags", "business_date", "timestamp",
+)
+ACCOUNT_COLUMNS = (
+    "id", "ledger", "code", "flags", "user_data_128", "user_data_64", "user_data_32",
+    "debits_pending", "debits_posted", "credits_pending", "credits_posted", "timestamp",
+)
+_TRANSFER_SELECT = ", ".join(f"t.{c}" for c in TRANSFER_COLUMNS)
+_ACCOUNT_SELECT = ", ".join(ACCOUNT_COLUMNS)
+
+
+class Fenced(Exception):
+    """Another writer took the lease: this writer's view of the balances is no longer authoritative."""
+
+
+def account_from_row(r: asyncpg.Record) -> Account:
+    return Account(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+
+
+def transfer_from_row(r: asyncpg.Record) -> Transfer:
+    return Transfer(
+        id=r[0], debit_account_id=r[1], credit_account_id=r[2], amount=r[3], pending_id=r[4] or 0,
+        user_data_128=r[5], user_data_64=r[6], user_data_32=r[7], timeout=r[8], ledger=r[9],
+        code=r[10], flags=r[11], business_date=r[12], timestamp=r[13],
+    )
+
+
+def _transfer_row(t: Transfer, expires_at: int | None) -> tuple:
+    return (t.id, t.debit_account_id, t.credit_account_id, t.amount, t.pending_id or None,
+            t.user_data_128, t.user_data_64, t.user_data_32, t.timeout, t.ledger, t.code, t.flags,
+            t.business_date, t.timestamp, expires_at)
+
+
+# -- writer: lease ------------------------------------------------------------------------------
+
+async def acquire_lease(conn: asyncpg.Connection, holder: str, shard: int = 0) -> tuple[int, int]:
+    """Take the writer lease of a shard: returns (epoch, last_timestamp). Any older writer is fenced."""
+    row = await conn.fetchrow(
+        "UPDATE ledger.writer SET epoch = epoch + 1, holder = $2, heartbeat_at = now()"
+        " WHERE shard = $1 RETURNING epoch, last_timestamp",
+        shard, holder,
+    )
+    if row is None:
+        raise RuntimeError(f"ledger shard {shard} has no writer row; run the migrations")
+    return row[0], row[1]
+
+
+# -- writer: loading state ------------------------------------------------------------------------
+
+async def load_accounts(conn: asyncpg.Connection, ids: Sequence[int]) -> list[Account]:
+    rows = await conn.fetch(f"SELECT {_ACCOUNT_SELECT} FROM ledger.accounts WHERE id = ANY($1::uuid[])", ids)
+    return [account_from_row(r) for r in rows]
+
+
+async def load_holds(conn: asyncpg.Connection, ids: Sequence[int]) -> list[Hold]:
+    rows = await conn.fetch(
+        f"SELECT {_TRANSFER_SELECT}, t.expires_at, r.status FROM ledger.transfers t"
+        " LEFT JOIN ledger.pending_resolutions r ON r.pending_id = t.id WHERE t.id = ANY($1::uuid[])",
+        ids,
+    )
+    holds = []
+    for r in rows:
+        t = transfer_from_row(r)
+        if not t.flags & 2:
+            status = PendingStatus.NONE
+        else:
+            status = PendingStatus(r[15]) if r[15] is not None else PendingStatus.PENDING
+        holds.append(Hold(t, status, r[14] or 0))
+    return holds
+
+
+async def load_transfers(conn: asyncpg.Connection, ids: Sequence[int]) -> list[Transfer]:
+    rows = await conn.fetch(f"SELECT {_TRANSFER_SELECT} FROM ledger.transfers t WHERE t.id = ANY($1::uuid[])", ids)
+    return [transfer_from_row(r) for r in rows]
+
+
+async def existing_transfer_ids(conn: asyncpg.Connection, ids: Sequence[int]) -> list[int]:
+    rows = await conn.fetch("SELECT id FROM ledger.transfers WHERE id = ANY($1::uuid[])", ids)
+    return [r[0] for r in rows]
+
+
+async def load_rejected(conn: asyncpg.Connection, ids: Sequence[int] | None, limit: int) -> list[tuple[Transfer, int]]:
+    where = "WHERE id = ANY($1::uuid[])" if ids is not None else ""
+    args: list[object] = [ids] if ids is not None else []
+    rows = await conn.fetch(
+        f"SELECT {', '.join(TRANSFER_COLUMNS)}, result FROM ledger.rejected_transfers {where}"
+        f" LIMIT {int(limit)}",
+        *args,
+    )
+    return [(transfer_from_row(r), r[14]) for r in rows]
+
+
+async def due_holds(conn: asyncpg.Connection, until_ns: int, limit: int) -> list[tuple[int, int]]:
+    """Live holds with a timeout, earliest first: (expires_at, id)."""
+    rows = await conn.fetch(
+        "SELECT t.expires_at, t.id FROM ledger.transfers t"
+        " WHERE t.expires_at IS NOT NULL AND t.expires_at <= $1"
+        " AND NOT EXISTS (SELECT 1 FROM ledger.pending_resolutions r WHERE r.pending_id = t.id)"
+        " ORDER BY t.expires_at LIMIT $2",
+        until_ns, limit,
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+# -- writer: one batch, one transaction ----------------------------------------------------------
+
+async def write_batch(conn: asyncpg.Connection, batch: Batch, epoch: int, last_timestamp: int) -> None:
+    """Everything a batch produced, atomically. The caller owns the transaction."""
+    fenced = await conn.execute(
+        "UPDATE ledger.writer SET last_timestamp = $2, heartbeat_at = now() WHERE shard = 0 AND epoch = $1",
+        epoch, last_timestamp,
+    )
+    if fenced != "UPDATE 1":
+        raise Fenced(f"writer epoch {epoch} lost its lease")
+    if batch.new_accounts:
+        await conn.copy_records_to_table(
+            "accounts", schema_name="ledger", columns=ACCOUNT_COLUMNS,
+            records=[_account_tuple(a) for a in batch.new_accounts.values()],
+        )
+    if batch.new_transfers:
+        await conn.copy_records_to_table(
+            "transfers", schema_name="ledger", columns=(*TRANSFER_COLUMNS, "expires_at"),
+            records=list(map(_transfer_row, batch.new_transfers, batch.new_expires)),
+        )
+    if batch.new_rejected:
+        await conn.copy_records_to_table(
+            "rejected_transfers", schema_name="ledger", columns=(*TRANSFER_COLUMNS, "result"),
+            records=[(*_transfer_row(t, None)[:-1], code) for t, code in batch.new_rejected.values()],
+        )
+    if batch.resolutions:
+        await conn.copy_records_to_table(
+            "pending_resolutions", schema_name="ledger",
+            columns=("pending_id", "status", "transfer_id", "timestamp"), records=batch.resolutions,
+        )
+    touched = [batch.accounts[i] for i in batch.touched if i not in batch.new_accounts]
+    if touched:
+        touched.sort(key=_account_id)
+        await conn.execute(
+            "UPDATE ledger.accounts a SET debits_pending = u.dpe, debits_posted = u.dpo,"
+            " credits_pending = u.cpe, credits_posted = u.cpo, flags = u.flags"
+            " FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::int[])"
+            " AS u(id, dpe, dpo, cpe, cpo, flags) WHERE a.id = u.id",
+            [a.id for a in touched], [a.debits_pending for a in touched],
+            [a.debits_posted for a in touched], [a.credits_pending for a in touched],
+            [a.credits_posted for a in touched], [a.flags for a in touched],
+        )
+    if batch.history:
+        await conn.copy_records_to_table(
+            "account_balances", schema_name="ledger",
+            columns=("account_id", "timestamp", "debits_pending", "debits_posted", "credits_pending",
+                     "credits_posted"),
+            records=batch.history,
+        )
+
+
+def _account_id(a: Account) -> int:
+    return a.id
+
+
+def _account_tuple(a: Account) -> tuple:
+    return (a.id, a.ledger, a.code, a.flags, a.user_data_128, a.user_data_64, a.user_data_32,
+            a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted, a.timestamp)
+
+
+# -- reads -----------------------------------------------------------------------------------------
+
+async def lookup_accounts(conn: asyncpg.Connection, ids: Sequence[int]) -> list[Account]:
+    found = {a.id: a for a in await load_accounts(conn, ids)}
+    return [found[i] for i in ids if i in found]
+
+
+async def lookup_transfers(conn: asyncpg.Connection, ids: Sequence[int]) -> list[Transfer]:
+    found = {t.id: t for t in await load_transfers(conn, ids)}
+    return [found[i] for i in ids if i in found]
+
+
+async def lookup_holds(conn: asyncpg.Connection, ids: Sequence[int]) -> list[Hold]:
+    found = {h.transfer.id: h for h in await load_holds(conn, ids)}
+    return [found[i] for i in ids if i in found]
+
+
+async def account_transfers(
+    conn: asyncpg.Connection, account_id: int, *, timestamp_min: int, timestamp_max: int, limit: int,
+    debits: bool, credits: bool, reverse: bool,
+) -> list[Transfer]:
+    order = "DESC" if reverse else "ASC"
+    parts = []
+    if debits:
+        parts.append(f"(SELECT {_TRANSFER_SELECT} FROM ledger.transfers t WHERE t.debit_account_id = $1"
+                     f" AND t.timestamp BETWEEN $2 AND $3 ORDER BY t.timestamp {order} LIMIT $4)")
+    if credits:
+        parts.append(f"(SELECT {_TRANSFER_SELECT} FROM ledger.transfers t WHERE t.credit_account_id = $1"
+                     f" AND t.timestamp BETWEEN $2 AND $3 ORDER BY t.timestamp {order} LIMIT $4)")
+    if not parts:
+        return []
+    sql = " UNION ALL ".join(parts) + f" ORDER BY timestamp {order} LIMIT $4"
+    rows = await conn.fetch(sql, account_id, timestamp_min, timestamp_max, limit)
+    return [transfer_from_row(r) for r in rows]
+
+
+async def account_balances(
+    conn: asyncpg.Connection, account_id: int, *, timestamp_min: int, timestamp_max: int, limit: int,
+    reverse: bool,
+) -> list[AccountBalance]:
+    order = "DESC" if reverse else "ASC"
+    rows = await conn.fetch(
+        "SELECT account_id, timestamp, debits_pending, debits_posted, credits_pending, credits_posted"
+        " FROM ledger.account_balances WHERE account_id = $1 AND timestamp BETWEEN $2 AND $3"
+        f" ORDER BY timestamp {order} LIMIT $4",
+        account_id, timestamp_min, timestamp_max, limit,
+    )
+    return [AccountBalance(*r) for r in rows]
+
+
+def ids_of(items: Iterable[Account | Transfer]) -> list[int]:
+    return [i.id for i in items]
+
+
+def today(ns: int, tz: dt.tzinfo) -> dt.date:
+    return dt.datetime.fromtimestamp(ns / 1e9, tz).date()

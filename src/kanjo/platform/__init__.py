@@ -1,0 +1,1 @@
+"""Platform: settings, database access, the embedded PostgreSQL, telemetry — the plumbing under every context."""

@@ -1,0 +1,29 @@
+"""Typed settings from the environment (KANJO_*), with safe defaults for a laptop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KANJO_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL URL; when unset kanjo starts an embedded PostgreSQL under var/"
+    )
+    var_dir: Path = Field(default=Path("var"), description="where the embedded PostgreSQL and run files live")
+    embedded_pg_port: int = Field(default=55432, ge=1024, le=65535)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=1, le=65535)
+    db_pool_size_max: int = Field(default=16, ge=2, le=200)
+    expiry_sweep_interval_ms: int = Field(default=1000, ge=10, le=60_000)
+    batch_linger_us: int = Field(default=0, ge=0, le=100_000)
+    log_level: str = "info"
+    environment: str = Field(default="development", pattern="^(development|test|production)$")
+
+
+def load_settings() -> Settings:
+    return Settings()
