@@ -48,9 +48,8 @@ LOAN_FLAGS = int(AF.CREDITS_MUST_NOT_EXCEED_DEBITS)
 
 
 def tr(id_: int, dr: int, cr: int, amount: int, **fields: object) -> Transfer:
-    return Transfer(
-        id=id_, debit_account_id=dr, credit_account_id=cr, amount=amount, ledger=JPY, code=1, **fields
-    )
+    fields = {"ledger": JPY, "code": 1, **fields}
+    return Transfer(id=id_, debit_account_id=dr, credit_account_id=cr, amount=amount, **fields)  # type: ignore[arg-type]
 
 
 def post(id_: int, pending_id: int, amount: int = 0, **fields: object) -> Transfer:
@@ -133,7 +132,8 @@ def test_partial_post_releases_the_whole_hold(bank: LedgerModel) -> None:
     one(bank, tr(1, ALICE, ATM_CASH, 20_000, flags=TF.PENDING))
     assert one(bank, post(2, pending_id=1, amount=20_001)).result is R.EXCEEDS_PENDING_TRANSFER_AMOUNT
 
-    posted = one(bank, post(2, pending_id=1, amount=10_000))  # the ATM could only dispense ¥10,000
+    # id 2 is burned by that refusal; the ATM could only dispense ¥10,000:
+    posted = one(bank, post(3, pending_id=1, amount=10_000))
     assert posted == TransferOutcome(R.OK, amount=10_000)
     assert balances(bank, ALICE) == (0, 10_000, 0, 100_000)
     assert available_yen(bank, ALICE) == 90_000
@@ -144,10 +144,10 @@ def test_void_gives_the_hold_back(bank: LedgerModel) -> None:
     one(bank, tr(1, ALICE, ATM_CASH, 20_000, flags=TF.PENDING))
     assert one(bank, void(2, pending_id=1, amount=5_000)).result is R.PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT
 
-    assert one(bank, void(2, pending_id=1)) == TransferOutcome(R.OK, amount=20_000)  # amount released
+    assert one(bank, void(3, pending_id=1)) == TransferOutcome(R.OK, amount=20_000)  # amount released
     assert balances(bank, ALICE) == (0, 0, 0, 100_000)
     assert bank.pending_status(1) is PendingStatus.VOIDED
-    assert one(bank, post(3, pending_id=1)).result is R.PENDING_TRANSFER_ALREADY_VOIDED
+    assert one(bank, post(4, pending_id=1)).result is R.PENDING_TRANSFER_ALREADY_VOIDED
 
 
 def test_hold_expires_after_its_timeout(bank: LedgerModel) -> None:

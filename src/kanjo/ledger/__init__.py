@@ -18,6 +18,7 @@ from kanjo.ledger.model import (
     TransferOutcome,
     TransferRecord,
 )
+from kanjo.ledger.verify import verify_ledger
 
 __all__ = [
     "AMOUNT_MAX",
@@ -35,4 +36,5 @@ __all__ = [
     "TransferFlags",
     "TransferOutcome",
     "TransferRecord",
+    "verify_ledger",
 ]

@@ -269,7 +269,7 @@ class Ledger:
         if self._conn is not None:
             try:
                 self._conn.terminate()
-            except Exception:  # noqa: BLE001 - already broken
+            except Exception:
                 pass
         self._conn = None
 

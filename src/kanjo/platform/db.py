@@ -60,7 +60,7 @@ async def wait_for_database(dsn: str, timeout_s: float = 60.0) -> None:
     while True:
         try:
             conn = await asyncpg.connect(dsn, timeout=5)
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+        except (TimeoutError, OSError, asyncpg.PostgresError):
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.25)

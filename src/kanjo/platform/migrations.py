@@ -1,4 +1,4 @@
-"""Plain-SQL migrations: each context ships `migrations/NNN_name.sql`, applied once, in order, in one transaction each."""
+"""Plain-SQL migrations: each context ships `migrations/NNN_name.sql`, applied once, in order, one transaction each."""
 
 from __future__ import annotations
 

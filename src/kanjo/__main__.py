@@ -1,0 +1,5 @@
+"""`python -m kanjo` runs the command line."""
+
+from kanjo.cli import main
+
+main()

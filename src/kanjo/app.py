@@ -1,0 +1,44 @@
+"""The all-in-one HTTP application: every context's routes on one FastAPI app, sharing one ledger."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+
+from kanjo import __version__
+from kanjo.ledger import Ledger, LedgerBusy, LedgerUnavailable
+from kanjo.ledger.api import router as ledger_router
+from kanjo.platform.http import (
+    BodySizeLimit,
+    FastJSONResponse,
+    install_error_handlers,
+    install_operational_routes,
+)
+
+
+def create_app(ledger: Ledger) -> FastAPI:
+    app = FastAPI(
+        title="kanjo",
+        version=__version__,
+        description="kanjo (勘定): an open-source core banking system. Money is integer minor units "
+        "(yen for ledger 392); every mutation is idempotent by its client-chosen id.",
+        default_response_class=FastJSONResponse,
+    )
+    app.state.ledger = ledger
+    app.add_middleware(BodySizeLimit)
+    install_error_handlers(app, busy=(LedgerBusy,), unavailable=(LedgerUnavailable,))
+    install_operational_routes(app)
+    app.include_router(ledger_router)
+
+    @app.get("/healthz", tags=["operations"], summary="The process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="The ledger can read its database")
+    async def readyz(request: Request) -> FastJSONResponse:
+        try:
+            await request.app.state.ledger.lookup_accounts([1])
+        except Exception as exc:
+            return FastJSONResponse({"status": "unavailable", "reason": repr(exc)}, status_code=503)
+        return FastJSONResponse({"status": "ready"})
+
+    return app

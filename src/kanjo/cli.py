@@ -1,0 +1,163 @@
+"""The `kanjo` command line (Typer): thin wiring of settings, database, ledger and HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from kanjo.platform.settings import Settings, load_settings
+
+app = typer.Typer(help="kanjo (勘定): an open-source core banking system.", no_args_is_help=True,
+                  add_completion=False)
+bench_app = typer.Typer(help="Benchmarks: one JSON object per scenario.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+err = Console(stderr=True)
+
+
+@contextmanager
+def database(settings: Settings, *, database: str | None = None) -> Iterator[str]:
+    """The configured PostgreSQL, or the embedded one under var/ (started here, stopped on exit if so)."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    from kanjo.platform.embedded_pg import EmbeddedPostgres
+
+    server = EmbeddedPostgres(settings.var_dir / "pg", port=settings.embedded_pg_port)
+    was_running = server.is_running()
+    if not was_running:
+        err.print(f"[dim]starting the embedded PostgreSQL under {server.data_dir}…[/dim]")
+    server.start()
+    try:
+        yield server.dsn_for(database or "postgres")
+    finally:
+        if not was_running:
+            server.stop()
+            err.print("[dim]embedded PostgreSQL stopped[/dim]")
+
+
+def _run(coro) -> object:  # type: ignore[no-untyped-def]
+    try:
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(coro)
+    except ImportError:
+        return asyncio.run(coro)
+
+
+@app.command()
+def up(
+    demo: Annotated[bool, typer.Option(help="load the demo bank (idempotent)")] = True,
+    host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port")] = None,
+) -> None:
+    """Start kanjo: database (embedded unless KANJO_DATABASE_URL), migrations, demo data, HTTP API."""
+    settings = load_settings()
+    host = host or settings.http_host
+    port = port or settings.http_port
+    with database(settings) as dsn:
+        _run(_serve(settings, dsn, host, port, demo))
+
+
+async def _serve(settings: Settings, dsn: str, host: str, port: int, demo: bool) -> None:
+    import uvicorn
+
+    from kanjo.app import create_app
+    from kanjo.demo import load_demo
+    from kanjo.ledger import Ledger
+    from kanjo.platform import db
+    from kanjo.platform.migrations import migrate
+
+    await db.wait_for_database(dsn)
+    conn = await db.connect(dsn)
+    try:
+        applied = await migrate(conn)
+    finally:
+        await conn.close()
+    ledger = await Ledger.start(dsn, pool_size_max=settings.db_pool_size_max,
+                                sweep_interval_s=settings.expiry_sweep_interval_ms / 1000,
+                                linger_s=settings.batch_linger_us / 1_000_000)
+    try:
+        loaded = await load_demo(ledger) if demo else None
+        server = uvicorn.Server(uvicorn.Config(create_app(ledger), host=host, port=port, log_level="warning",
+                                               access_log=False, lifespan="off"))
+        base = f"http://{host}:{port}"
+        err.print(f"[bold green]kanjo is running[/bold green] — database {_redact(dsn)}"
+                  + (f", migrations applied: {len(applied)}" if applied else ""))
+        if loaded:
+            err.print(f"  demo bank: {loaded}")
+        err.print(f"  API docs   {base}/docs\n  metrics    {base}/metrics\n  limits     {base}/v1/limits\n"
+                  f"  health     {base}/healthz\n  check the books: .venv/bin/kanjo verify\n  Ctrl-C stops kanjo"
+                  + ("" if settings.database_url else " and its embedded PostgreSQL"))
+        await server.serve()
+    finally:
+        await ledger.stop()
+
+
+def _redact(dsn: str) -> str:
+    if "@" in dsn and ":" in dsn.split("@", 1)[0].split("//", 1)[-1]:
+        scheme, rest = dsn.split("//", 1)
+        user = rest.split(":", 1)[0]
+        return f"{scheme}//{user}:***@{rest.split('@', 1)[1]}"
+    return dsn
+
+
+@app.command()
+def verify() -> None:
+    """Check every invariant of the books; prints one JSON object, exits 0 only when all hold."""
+    settings = load_settings()
+    with database(settings) as dsn:
+        report = _run(_verify(dsn))
+    print(json.dumps(report, ensure_ascii=False))
+    raise typer.Exit(0 if report["ok"] else 1)  # type: ignore[index]
+
+
+async def _verify(dsn: str) -> dict[str, object]:
+    from kanjo.ledger import verify_ledger
+    from kanjo.platform import db
+
+    conn = await db.connect(dsn)
+    try:
+        return await verify_ledger(conn)
+    finally:
+        await conn.close()
+
+
+@bench_app.command("ledger")
+def bench_ledger(
+    json_output: Annotated[bool, typer.Option("--json", help="JSON lines on stdout (the only format)")] = True,
+    seconds: Annotated[float, typer.Option(min=0.5, max=3600, help="duration of each scenario")] = 10.0,
+    accounts: Annotated[int, typer.Option(min=2, max=10_000_000)] = 100_000,
+    clients: Annotated[int, typer.Option(min=1, max=64, help="concurrent submitting clients")] = 4,
+    batch_size: Annotated[int, typer.Option(min=1, max=8190, help="transfers per request")] = 8190,
+    http_rate: Annotated[int, typer.Option(min=1, max=20_000, help="offered single transfers per second")] = 1000,
+    http_seconds: Annotated[float | None, typer.Option(help="duration of the HTTP scenario")] = None,
+    scenarios: Annotated[str, typer.Option(help="comma-separated: uniform,zipf,hot,http")] = "uniform,zipf,hot,http",
+) -> None:
+    """Ledger throughput and latency (durability on): uniform, Zipf, hot account, HTTP at a fixed rate."""
+    from kanjo.bench.ledger import run_ledger_bench
+
+    settings = load_settings()
+
+    def emit(obj: dict) -> None:
+        print(json.dumps(obj), flush=True)
+
+    with database(settings) as dsn:
+        server_dsn = dsn.rpartition("/")[0] + "/postgres"
+        _run(run_ledger_bench(dsn=server_dsn, seconds=seconds, accounts=accounts, clients=clients,
+                              batch_size=batch_size, http_rate=http_rate, http_seconds=http_seconds or seconds,
+                              scenarios=[s.strip() for s in scenarios.split(",") if s.strip()], emit=emit))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,152 @@
+"""HTTP plumbing shared by every context: error shapes, body-size limit, metrics and health routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kanjo.kernel.limits import LimitReached, limits
+
+log = structlog.get_logger("kanjo.http")
+
+BODY_BYTES_MAX = limits.declare(
+    "http_request_body_bytes_max", 8 * 1024 * 1024, "bytes",
+    "a full batch of 8,190 transfers is about 3.5 MB of JSON; anything larger is refused before parsing",
+)
+
+
+class FastJSONResponse(JSONResponse):
+    """JSON rendered by orjson (fast, strict: no NaN, no silent float conversion of big ints)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def problem(status: int, error: str, message: str, **extra: Any) -> FastJSONResponse:
+    headers = extra.pop("headers", None)
+    return FastJSONResponse({"error": error, "message": message, **extra}, status_code=status, headers=headers)
+
+
+class BodySizeLimit:
+    """Refuses request bodies over `http_request_body_bytes_max` with 413, without reading them whole."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        maximum = BODY_BYTES_MAX.maximum
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > maximum:
+                await _too_large(scope, receive, send, int(value))
+                return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > maximum:
+                    raise _BodyTooLarge(seen)
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge as exc:
+            await _too_large(scope, receive, send, exc.size)
+
+
+class _BodyTooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send, size: int) -> None:
+    exc = LimitReached(BODY_BYTES_MAX, size)
+    response = problem(413, "limit_reached", str(exc), limit=BODY_BYTES_MAX.name, maximum=BODY_BYTES_MAX.maximum)
+    await response(scope, receive, send)
+
+
+def install_error_handlers(app: FastAPI, busy: tuple[type[Exception], ...],
+                           unavailable: tuple[type[Exception], ...]) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> FastJSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return problem(400, "malformed_json", "the request body is not valid JSON")
+        fields = [
+            {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "message": e.get("msg", "")}
+            for e in errors[:50]
+        ]
+        first = fields[0] if fields else {"field": "", "message": "invalid request"}
+        return problem(422, "invalid_field", f"{first['field']}: {first['message']}", fields=fields)
+
+    @app.exception_handler(LimitReached)
+    async def _limit(request: Request, exc: LimitReached) -> FastJSONResponse:
+        return problem(413, "limit_reached", str(exc), limit=exc.limit.name, maximum=exc.limit.maximum)
+
+    for kind in busy:
+        @app.exception_handler(kind)
+        async def _busy(request: Request, exc: Exception) -> FastJSONResponse:
+            return problem(503, "busy", f"{exc}; retry with the same ids", headers={"Retry-After": "1"})
+
+    for kind in unavailable:
+        @app.exception_handler(kind)
+        async def _unavailable(request: Request, exc: Exception) -> FastJSONResponse:
+            return problem(503, "unavailable", f"{exc}; the outcome is unknown: retry with the same ids",
+                           headers={"Retry-After": "1"})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> FastJSONResponse:
+        names = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 409: "conflict"}
+        return problem(exc.status_code, names.get(exc.status_code, "error"), str(exc.detail),
+                       headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> FastJSONResponse:
+        log.error("http.unexpected_error", path=request.url.path, error=repr(exc), exc_info=exc)
+        return problem(500, "internal_error", "kanjo could not complete the request; it has been logged")
+
+
+class LimitsCollector:
+    """Exports every declared limit's usage ratio and maximum (DESIGN §1.5)."""
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        ratio = GaugeMetricFamily("kanjo_limit_usage_ratio", "usage / maximum of a named limit", labels=["limit"])
+        maximum = GaugeMetricFamily("kanjo_limit_maximum", "the declared maximum of a named limit",
+                                    labels=["limit", "unit"])
+        for row in limits.snapshot():
+            ratio.add_metric([str(row["name"])], float(row["usage_ratio"]))  # type: ignore[arg-type]
+            maximum.add_metric([str(row["name"]), str(row["unit"])], float(row["maximum"]))  # type: ignore[arg-type]
+        yield ratio
+        yield maximum
+
+
+_collector_registered = False
+
+
+def install_operational_routes(app: FastAPI) -> None:
+    global _collector_registered
+    if not _collector_registered:
+        REGISTRY.register(LimitsCollector())
+        _collector_registered = True
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/limits", tags=["operations"], summary="Every named limit with its maximum, reason and usage")
+    async def limits_view() -> dict[str, Any]:
+        return {"limits": limits.snapshot()}
