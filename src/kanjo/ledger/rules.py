@@ -257,7 +257,8 @@ class Batch:
             return (R(first_code) if _same_event(first, t) else R.ID_ALREADY_FAILED), 0
         e = self.known.get(t.id)
         if e is not None:
-            return _exists(t, e), e.amount
+            code = _exists(t, e)
+            return code, (e.amount if code is R.EXISTS else 0)
         if t.flags & RESOLVING:
             return self._resolve(t, ts)
         return self._create(t, ts)
