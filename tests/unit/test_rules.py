@@ -117,3 +117,16 @@ def test_rollback_of_a_whole_batch_restores_the_caches() -> None:
     b.rollback()
     assert (b.accounts[1].debits_posted, b.accounts[2].credits_posted) == before
     assert b.accounts[2].debits_pending == 0 and 11 not in b.holds and not b.new_transfers
+
+
+def test_a_retried_failed_chain_answers_as_the_first_time_even_after_balances_change() -> None:
+    b = bank()
+    b.create_transfers([tr(10, 1, 2, 100)], 200)
+    chain = [tr(60, 2, 3, 50, flags=int(TransferFlags.LINKED)), tr(61, 1, 3, 10, flags=int(TransferFlags.LINKED)),
+             tr(62, 2, 3, 1_000)]
+    first = b.create_transfers(chain, 300)
+    assert first == [(R.LINKED_EVENT_FAILED, 0), (R.LINKED_EVENT_FAILED, 0), (R.EXCEEDS_CREDITS, 0)]
+    later = Batch(b.accounts, b.holds, {**b.rejected, **b.new_rejected}, dict(b.known), TODAY)
+    later.create_transfers([tr(63, 2, 3, 100)], 400)  # drains Sato's account: event 60 alone would now fail
+    assert later.create_transfers(chain, 500) == first
+    assert later.accounts[3].credits_posted == 100

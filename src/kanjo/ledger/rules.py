@@ -147,8 +147,12 @@ class Batch:
             for k in range(i, j + 1):
                 outcome = one(events[k], ts_first + k)
                 results[k] = outcome
-                if outcome[0] is not ok and outcome[0] is not exists:
-                    failed_at = k
+                if outcome[0] is failed:  # a remembered member of a failed chain: its cause may follow
+                    if failed_at < 0:
+                        failed_at = k
+                elif outcome[0] is not ok and outcome[0] is not exists:
+                    if failed_at < 0 or results[failed_at][0] is failed:
+                        failed_at = k
                     break
             if failed_at >= 0:
                 self._rollback_to(marks)
@@ -158,7 +162,12 @@ class Batch:
                         results[k] = (failed, 0)
                 results[failed_at] = (code, 0)
                 if reject is not None and code.burns_id:
+                    # The whole chain's answer depended on the state: remember every member, so a
+                    # retry of the chain with the same ids gets this same answer again.
                     reject(events[failed_at], code, ts_first + failed_at)
+                    for k in range(i, j + 1):
+                        if k != failed_at and events[k].id not in self.known and _stateless(events[k]) is R.OK:
+                            reject(events[k], failed, ts_first + k)
             i = j + 1
         return results
 
