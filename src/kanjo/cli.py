@@ -60,6 +60,9 @@ def up(
 ) -> None:
     """Start kanjo: database (embedded unless KANJO_DATABASE_URL), migrations, demo data, HTTP API."""
     settings = load_settings()
+    from kanjo.platform.logging import configure_logging
+
+    configure_logging(settings.log_level, json_lines=settings.environment != "development")
     host = host or settings.http_host
     port = port or settings.http_port
     with database(settings) as dsn:

@@ -21,9 +21,9 @@ from kanjo.ledger.schemas import (
     TransferOut,
     TransferResultOut,
 )
-from kanjo.platform.http import FastJSONResponse
+from kanjo.platform.http import ERROR_RESPONSES, FastJSONResponse
 
-router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+router = APIRouter(prefix="/v1/ledger", tags=["ledger"], responses=ERROR_RESPONSES)
 TIMESTAMP_MAX = 2**63 - 1
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 
@@ -52,7 +52,7 @@ def _check_batch(size: int) -> None:
 
 @router.post("/accounts", summary="Create accounts (a batch; one result per event)",
              response_class=FastJSONResponse,
-             responses={200: {"model": list[AccountResultOut]}, 413: {"description": "batch over the limit"}})
+             responses={200: {"model": dict[str, list[AccountResultOut]]}, 413: {"description": "over a limit"}})
 async def create_accounts(body: CreateAccountsIn, request: Request) -> FastJSONResponse:
     _check_batch(len(body.accounts))
     events = [a.to_domain() for a in body.accounts]
@@ -65,7 +65,7 @@ async def create_accounts(body: CreateAccountsIn, request: Request) -> FastJSONR
 
 @router.post("/transfers", summary="Create transfers (a batch; one result per event)",
              response_class=FastJSONResponse,
-             responses={200: {"model": list[TransferResultOut]}, 413: {"description": "batch over the limit"},
+             responses={200: {"model": dict[str, list[TransferResultOut]]}, 413: {"description": "over a limit"},
                         503: {"description": "busy: retry after the Retry-After seconds with the same ids"}})
 async def create_transfers(body: CreateTransfersIn, request: Request) -> FastJSONResponse:
     _check_batch(len(body.transfers))

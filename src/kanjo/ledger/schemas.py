@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from typing import Annotated, Literal
 
@@ -23,13 +24,12 @@ from kanjo.ledger.model import (
     TransferFlags,
 )
 
+_UUID_TEXT = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
 
 def _parse_uuid(value: object) -> int:
-    if isinstance(value, str) and len(value) <= 64:
-        try:
-            return uuid.UUID(value).int
-        except ValueError:
-            pass
+    if isinstance(value, str) and _UUID_TEXT.match(value):
+        return uuid.UUID(value).int
     raise ValueError("must be a UUID string such as 0190c1d2-7f3a-7000-8000-000000000001")
 
 
@@ -95,7 +95,7 @@ class TransferIn(_Strict):
     user_data_128: Id | None = None
     user_data_64: StrictInt = Field(default=0, ge=0, le=USER_DATA_64_MAX)
     user_data_32: StrictInt = Field(default=0, ge=0, le=USER_DATA_32_MAX)
-    business_date: dt.date | None = None
+    business_date: Annotated[dt.date | None, Field(strict=True, description="YYYY-MM-DD")] = None
 
     def to_domain(self) -> Transfer:
         return Transfer(
@@ -108,11 +108,13 @@ class TransferIn(_Strict):
 
 
 class CreateAccountsIn(_Strict):
-    accounts: list[AccountIn] = Field(min_length=1, description=f"at most {EVENTS_PER_BATCH_MAX} events")
+    accounts: list[AccountIn] = Field(min_length=1, max_length=EVENTS_PER_BATCH_MAX,
+                                      description=f"at most {EVENTS_PER_BATCH_MAX} events")
 
 
 class CreateTransfersIn(_Strict):
-    transfers: list[TransferIn] = Field(min_length=1, description=f"at most {EVENTS_PER_BATCH_MAX} events")
+    transfers: list[TransferIn] = Field(min_length=1, max_length=EVENTS_PER_BATCH_MAX,
+                                        description=f"at most {EVENTS_PER_BATCH_MAX} events")
 
 
 class LookupIn(_Strict):
@@ -148,10 +150,11 @@ class AccountOut(BaseModel):
 
     @classmethod
     def of(cls, a: Account) -> AccountOut:
-        return cls(id=a.id, ledger=a.ledger, code=a.code, flags=flags_to_names(a.flags, AccountFlags),
-                   user_data_128=a.user_data_128, user_data_64=a.user_data_64, user_data_32=a.user_data_32,
-                   debits_pending=a.debits_pending, debits_posted=a.debits_posted,
-                   credits_pending=a.credits_pending, credits_posted=a.credits_posted, timestamp=a.timestamp)
+        return cls.model_construct(  # ids are ints inside: no input validation (Id parses UUID text only)
+            id=a.id, ledger=a.ledger, code=a.code, flags=flags_to_names(a.flags, AccountFlags),
+            user_data_128=a.user_data_128, user_data_64=a.user_data_64, user_data_32=a.user_data_32,
+            debits_pending=a.debits_pending, debits_posted=a.debits_posted,
+            credits_pending=a.credits_pending, credits_posted=a.credits_posted, timestamp=a.timestamp)
 
 
 class TransferOut(BaseModel):
@@ -173,11 +176,12 @@ class TransferOut(BaseModel):
 
     @classmethod
     def of(cls, t: Transfer, pending_status: str | None = None) -> TransferOut:
-        return cls(id=t.id, debit_account_id=t.debit_account_id, credit_account_id=t.credit_account_id,
-                   amount=t.amount, ledger=t.ledger, code=t.code, flags=flags_to_names(t.flags, TransferFlags),
-                   pending_id=t.pending_id or None, timeout=t.timeout, user_data_128=t.user_data_128,
-                   user_data_64=t.user_data_64, user_data_32=t.user_data_32, business_date=t.business_date,
-                   timestamp=t.timestamp, pending_status=pending_status)
+        return cls.model_construct(  # as AccountOut.of
+            id=t.id, debit_account_id=t.debit_account_id, credit_account_id=t.credit_account_id,
+            amount=t.amount, ledger=t.ledger, code=t.code, flags=flags_to_names(t.flags, TransferFlags),
+            pending_id=t.pending_id or None, timeout=t.timeout, user_data_128=t.user_data_128,
+            user_data_64=t.user_data_64, user_data_32=t.user_data_32, business_date=t.business_date,
+            timestamp=t.timestamp, pending_status=pending_status)
 
 
 class BalanceOut(BaseModel):

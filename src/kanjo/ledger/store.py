@@ -206,7 +206,7 @@ async def account_transfers(
                      f" AND t.timestamp BETWEEN $2 AND $3 ORDER BY t.timestamp {order} LIMIT $4)")
     if not parts:
         return []
-    sql = " UNION ALL ".join(parts) + f" ORDER BY timestamp {order} LIMIT $4"
+    sql = f"SELECT * FROM ({' UNION ALL '.join(parts)}) u ORDER BY u.timestamp {order} LIMIT $4"
     rows = await conn.fetch(sql, account_id, timestamp_min, timestamp_max, limit)
     return [transfer_from_row(r) for r in rows]
 

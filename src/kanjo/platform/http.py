@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,11 +25,44 @@ BODY_BYTES_MAX = limits.declare(
 )
 
 
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """Every error kanjo answers: a stable machine name, a sentence for people, and details."""
+
+    error: str = Field(description="machine-readable: invalid_field, malformed_json, limit_reached, busy, …")
+    message: str
+    fields: list[FieldError] | None = None
+    limit: str | None = Field(default=None, description="the named limit reached (413)")
+    maximum: int | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "malformed JSON"},
+    404: {"model": Problem, "description": "not found"},
+    409: {"model": Problem, "description": "conflicts with the state of the resource"},
+    413: {"model": Problem, "description": "over a named limit (the limit is named)"},
+    422: {"model": Problem, "description": "an invalid field (the field is named); nothing changed"},
+    503: {"model": Problem, "description": "busy or unavailable: retry after Retry-After with the same ids"},
+}
+
+
 class FastJSONResponse(JSONResponse):
     """JSON rendered by orjson (fast, strict: no NaN, no silent float conversion of big ints)."""
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+# Request lists whose length is a named limit: over it is 413 naming the limit, not 422.
+BATCH_LIST_LIMITS = {
+    ("body", "transfers"): "ledger_events_per_batch_max",
+    ("body", "accounts"): "ledger_events_per_batch_max",
+    ("body", "ids"): "ledger_lookup_ids_max",
+}
 
 
 def problem(status: int, error: str, message: str, **extra: Any) -> FastJSONResponse:
@@ -74,9 +108,12 @@ class _BodyTooLarge(Exception):
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send, size: int) -> None:
+    await _too_large_problem(size)(scope, receive, send)
+
+
+def _too_large_problem(size: int) -> FastJSONResponse:
     exc = LimitReached(BODY_BYTES_MAX, size)
-    response = problem(413, "limit_reached", str(exc), limit=BODY_BYTES_MAX.name, maximum=BODY_BYTES_MAX.maximum)
-    await response(scope, receive, send)
+    return problem(413, "limit_reached", str(exc), limit=BODY_BYTES_MAX.name, maximum=BODY_BYTES_MAX.maximum)
 
 
 def install_error_handlers(app: FastAPI, busy: tuple[type[Exception], ...],
@@ -86,6 +123,13 @@ def install_error_handlers(app: FastAPI, busy: tuple[type[Exception], ...],
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             return problem(400, "malformed_json", "the request body is not valid JSON")
+        for e in errors:
+            limit_name = BATCH_LIST_LIMITS.get(tuple(e.get("loc", ())))
+            if e.get("type") == "too_long" and limit_name:
+                limit = limits.get(limit_name)
+                size = (e.get("ctx") or {}).get("actual_length") or limit.maximum + 1
+                exc_limit = LimitReached(limit, size)
+                return problem(413, "limit_reached", str(exc_limit), limit=limit.name, maximum=limit.maximum)
         fields = [
             {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "message": e.get("msg", "")}
             for e in errors[:50]
@@ -110,6 +154,8 @@ def install_error_handlers(app: FastAPI, busy: tuple[type[Exception], ...],
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> FastJSONResponse:
+        if isinstance(exc.__cause__, _BodyTooLarge):  # FastAPI turns an error while reading the body into a 400
+            return _too_large_problem(exc.__cause__.size)
         names = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 409: "conflict"}
         return problem(exc.status_code, names.get(exc.status_code, "error"), str(exc.detail),
                        headers=getattr(exc, "headers", None))
