@@ -145,7 +145,7 @@ def bench_ledger(
     scenarios: Annotated[str, typer.Option(help="comma-separated: uniform,zipf,hot,http")] = "uniform,zipf,hot,http",
 ) -> None:
     """Ledger throughput and latency (durability on): uniform, Zipf, hot account, HTTP at a fixed rate."""
-    from kanjo.bench.ledger import run_ledger_bench
+    from kanjo.bench import run_ledger_bench
 
     settings = load_settings()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ DRAIN_TIMEOUT_S = 60.0  # after the last scheduled send, how long answers are aw
 RESPONSE_HEADER_BYTES_MAX = 64 * 1024  # asyncio's stream limit; longer headers are a protocol error
 RESPONSE_BODY_BYTES_MAX = 16 * 1024 * 1024
 START_DELAY_S = 0.05  # first send a little after the connections are open
+SCHEDULER_TICK_S = 0.001  # shortest sleep: uvloop rounds shorter timers to 0, which would spin the scheduler
 
 
 class ProtocolError(Exception):
@@ -110,8 +112,9 @@ class HttpConnection:
 class OpenLoopResult:
     requests_sent: int = 0
     requests_accepted: int = 0  # answered and accepted by the caller's check
-    errors: int = 0  # transport failures, timeouts, drops, unanswered, and answers the check refused
-    statuses: collections.Counter[int] = field(default_factory=collections.Counter)
+    requests_unanswered: int = 0  # transport failures, timeouts, dropped from the backlog, never sent
+    errors: int = 0  # unanswered, plus answers the check refused
+    statuses: collections.Counter[int] = field(default_factory=collections.Counter)  # of answered requests
     latencies_s: list[float] = field(default_factory=list)  # of every answered request
     elapsed_s: float = 0.0  # first scheduled send to last answer
 
@@ -129,24 +132,17 @@ async def run_open_loop(host: str, port: int, path: str, bodies: Sequence[bytes]
     queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue(
         maxsize=max(connections, int(rate_per_s * BACKLOG_S_MAX))
     )
-    loop = asyncio.get_running_loop()
     try:
         for conn in pool:
             await conn.open()
-        start = loop.time() + START_DELAY_S
+        start = time.perf_counter() + START_DELAY_S
         last_answer = [start]
         workers = [asyncio.create_task(_worker(conn, raw, queue, result, accept, last_answer)) for conn in pool]
         await _schedule(queue, len(raw), rate_per_s, start, result)
-        for _ in workers:
-            await queue.put(None)
-        done, pending = await asyncio.wait(workers, timeout=DRAIN_TIMEOUT_S)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        for task in done:
-            task.result()  # a bug in the worker surfaces here
-        unanswered = result.requests_sent - len(result.latencies_s) - _failed_sends(result)
-        result.errors += max(0, unanswered)
+        await _drain(queue, workers)
+        lost = result.requests_sent - len(result.latencies_s) - result.requests_unanswered
+        result.requests_unanswered += lost
+        result.errors += lost
         result.elapsed_s = last_answer[0] - start
     finally:
         for conn in pool:
@@ -154,17 +150,31 @@ async def run_open_loop(host: str, port: int, path: str, bodies: Sequence[bytes]
     return result
 
 
-def _failed_sends(result: OpenLoopResult) -> int:
-    return result.statuses.get(-1, 0)  # -1: dropped or failed without an answer
+async def _drain(queue: asyncio.Queue[tuple[int, float] | None], workers: list[asyncio.Task[None]]) -> None:
+    """Let the workers finish what is queued; whatever is left after DRAIN_TIMEOUT_S stays unanswered."""
+    try:
+        async with asyncio.timeout(DRAIN_TIMEOUT_S):
+            for _ in workers:
+                await queue.put(None)
+            await asyncio.gather(*workers)  # a bug in a worker surfaces here
+    except TimeoutError:
+        pass
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
 
 
 async def _schedule(queue: asyncio.Queue[tuple[int, float] | None], total: int, rate_per_s: float,
                     start: float, result: OpenLoopResult) -> None:
-    """Release send i at start + i / rate, catching up in one go after a late wake-up."""
-    loop = asyncio.get_running_loop()
+    """Release send i at start + i / rate, catching up in one go after a late wake-up.
+
+    A send released late still has its latency counted from its scheduled time. perf_counter, not
+    loop.time(): uvloop's clock has millisecond resolution.
+    """
     i = 0
     while i < total:
-        now = loop.time()
+        now = time.perf_counter()
         due = min(total, int((now - start) * rate_per_s) + 1) if now >= start else 0
         while i < due:
             result.requests_sent += 1
@@ -172,15 +182,14 @@ async def _schedule(queue: asyncio.Queue[tuple[int, float] | None], total: int, 
                 queue.put_nowait((i, start + i / rate_per_s))
             except asyncio.QueueFull:
                 result.errors += 1
-                result.statuses[-1] += 1
+                result.requests_unanswered += 1
             i += 1
         if i < total:
-            await asyncio.sleep(max(0.0, start + i / rate_per_s - loop.time()))
+            await asyncio.sleep(max(SCHEDULER_TICK_S, start + i / rate_per_s - time.perf_counter()))
 
 
 async def _worker(conn: HttpConnection, raw: Sequence[bytes], queue: asyncio.Queue[tuple[int, float] | None],
                   result: OpenLoopResult, accept: Callable[[Response], bool], last_answer: list[float]) -> None:
-    loop = asyncio.get_running_loop()
     while True:
         item = await queue.get()
         if item is None:
@@ -192,10 +201,10 @@ async def _worker(conn: HttpConnection, raw: Sequence[bytes], queue: asyncio.Que
         except (OSError, EOFError, TimeoutError, ProtocolError, ValueError, asyncio.LimitOverrunError):
             # IncompleteReadError is an EOFError; the connection is reopened for the next send
             result.errors += 1
-            result.statuses[-1] += 1
+            result.requests_unanswered += 1
             await conn.close()
             continue
-        answered = loop.time()
+        answered = time.perf_counter()
         last_answer[0] = max(last_answer[0], answered)
         result.latencies_s.append(answered - scheduled)
         result.statuses[response.status] += 1

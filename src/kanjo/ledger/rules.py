@@ -336,9 +336,9 @@ class Batch:
             dr.flags |= CLOSED
         if flags & CLOSE_CR:
             cr.flags |= CLOSED
-        created = _copy(t, amount=amount, timestamp=ts, flags=int(flags))
-        if created.business_date is None:
-            created.business_date = self.business_date
+        created = Transfer(t.id, t.debit_account_id, t.credit_account_id, amount, t.ledger, t.code, int(flags),
+                           0, t.timeout, t.user_data_128, t.user_data_64, t.user_data_32,
+                           t.business_date or self.business_date, ts)
         self._record(created, expires_at if pending else None)
         if pending:
             self.holds[t.id] = Hold(created, PendingStatus.PENDING, expires_at)
