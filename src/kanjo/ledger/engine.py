@@ -74,12 +74,35 @@ class _Redo(Exception):
     """The fast path met an id it did not know was taken: run the batch again with id lookups."""
 
 
+class _Requeued(Exception):
+    """The newer batch was put back in the intake while an older one was redone."""
+
+
+_WRITER_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, store.Fenced)
+
+
 @dataclass(slots=True)
 class _Request:
     kind: str  # "accounts" | "transfers"
     events: Sequence[Account] | Sequence[Transfer]
     future: asyncio.Future
     enqueued_at: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(slots=True)
+class _Applied:
+    """A batch applied to the caches, with its answers, waiting for (or in) its commit."""
+
+    requests: list[_Request]
+    batch: Batch
+    results: list[list]
+    ts_end: int
+    lookup: bool
+    due: list[tuple[int, int]]
+    started: float
+    sweeps: list[asyncio.Future] = field(default_factory=list)
+    task: asyncio.Task | None = None
+    undone: bool = False
 
 
 class Ledger:
@@ -106,7 +129,8 @@ class Ledger:
         self._expiry_complete = True  # every live timed hold is in the heap
         self._epoch = 0
         self._last_ts = 0
-        self._conn: asyncpg.Connection | None = None
+        self._conn: asyncpg.Connection | None = None  # commits
+        self._reader: asyncpg.Connection | None = None  # the writer's cache misses, while a commit runs
         self.pool: asyncpg.Pool | None = None
         self._writer: asyncio.Task | None = None
         self._stopping = False
@@ -134,8 +158,9 @@ class Ledger:
         self._wakeup.set()
         if self._writer is not None:
             await self._writer
-        if self._conn is not None:
-            await self._conn.close()
+        for conn in (self._conn, self._reader):
+            if conn is not None:
+                await conn.close()
         if self.pool is not None:
             await self.pool.close()
 
@@ -145,7 +170,9 @@ class Ledger:
         # hash join the planner picks for the batch UPDATE, which would scan every account each batch.
         await conn.execute("SET enable_hashjoin = off; SET enable_mergejoin = off")
         self._epoch, self._last_ts = await store.acquire_lease(conn, self._holder)
-        self._conn = conn
+        reader = await db.connect(self.dsn)
+        await reader.execute("SET enable_hashjoin = off; SET enable_mergejoin = off")
+        self._conn, self._reader = conn, reader
         self._reset_state()
         rejected = await store.load_rejected(conn, None, REJECTED_IDS_CACHED_MAX + 1)
         self._rejected = {t.id: (t, code) for t, code in rejected[:REJECTED_IDS_CACHED_MAX]}
@@ -159,8 +186,9 @@ class Ledger:
         self._holds.clear()
 
     async def _load_expiry(self, until_ns: int) -> None:
-        assert self._conn is not None
-        due = await store.due_holds(self._conn, until_ns, EXPIRY_QUEUE_ENTRIES_MAX + 1)
+        conn = self._reader or self._conn
+        assert conn is not None
+        due = await store.due_holds(conn, until_ns, EXPIRY_QUEUE_ENTRIES_MAX + 1)
         self._expiry = due[:EXPIRY_QUEUE_ENTRIES_MAX]
         heapq.heapify(self._expiry)
         self._expiry_complete = len(due) <= EXPIRY_QUEUE_ENTRIES_MAX
@@ -203,13 +231,27 @@ class Ledger:
         return await asyncio.shield(future)
 
     # -- the writer ----------------------------------------------------------------------------
+    #
+    # Pipelined: while batch N commits on the writer connection, batch N+1 is applied in memory on
+    # top of N's (not yet committed) balances, reading cache misses through a second connection.
+    # If N fails or must be redone, N+1 is undone first and its requests go back to the front of
+    # the intake; nobody is answered before their own batch has committed.
 
     async def _run(self) -> None:
         backoff_s = 0.05
+        inflight: _Applied | None = None
         while True:
-            if self._stopping and not self._intake:
+            if self._stopping and not self._intake and not self._sweep_requests:
                 break
             if not self._intake and not self._sweep_requests:
+                if inflight is not None:
+                    try:
+                        inflight = await self._settle(inflight, None)
+                    except _WRITER_ERRORS as exc:
+                        inflight = None
+                        if not await self._after_failure(exc, [], []):
+                            break
+                    continue
                 self._wakeup.clear()
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), timeout=self._sweep_timeout())
@@ -217,32 +259,103 @@ class Ledger:
                     pass
                 if self._linger_s and self._intake:
                     await asyncio.sleep(self._linger_s)
+            if inflight is not None and not self._pipelining():
+                try:
+                    inflight = await self._settle(inflight, None)
+                except _WRITER_ERRORS as exc:
+                    inflight = None
+                    if not await self._after_failure(exc, [], []):
+                        break
+                    continue
+            if inflight is None:
+                self._trim_caches()
             requests = self._take_batch()
             sweeps, self._sweep_requests = self._sweep_requests, []
+            applied: _Applied | None = None
             try:
-                if self._conn is None or self._conn.is_closed():
+                if self._conn is None or self._conn.is_closed() or self._reader is None:
                     await self._connect_writer()
-                await self._process(requests)
+                applied = await self._apply(requests, lookup=not self._rejected_complete)
+                applied.sweeps = sweeps
+                if inflight is not None:
+                    previous, inflight = inflight, None
+                    await self._settle(previous, applied)
+                applied.task = asyncio.create_task(self._commit(applied), name="kanjo-ledger-commit")
+                inflight, applied = applied, None
                 backoff_s = 0.05
-            except store.Fenced as exc:
-                log.error("ledger.fenced", error=str(exc))
-                telemetry.BATCH_FAILURES.labels("fenced").inc()
-                self._fail(requests, sweeps, LedgerUnavailable(str(exc)))
-                self._stopping = True
-                self._fail(list(self._intake), [], LedgerUnavailable(str(exc)))
-                self._intake.clear()
-                break
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                log.warning("ledger.batch_failed", error=repr(exc), requests=len(requests))
-                telemetry.BATCH_FAILURES.labels(type(exc).__name__).inc()
-                self._fail(requests, sweeps, LedgerUnavailable(f"batch not committed: {exc!r}"))
-                await self._drop_connection()
+            except _Requeued:
+                continue
+            except _WRITER_ERRORS as exc:
+                if inflight is not None:  # the apply failed while the previous batch was committing
+                    try:
+                        await self._settle(inflight, None)
+                    except _WRITER_ERRORS:
+                        pass
+                    inflight = None
+                if applied is not None:
+                    self._undo(applied)
+                if not await self._after_failure(exc, requests, sweeps):
+                    break
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, RECONNECT_BACKOFF_MAX_S)
-                continue
-            for future in sweeps:
-                if not future.done():
-                    future.set_result(None)
+        if inflight is not None:
+            try:
+                await self._settle(inflight, None)
+            except _WRITER_ERRORS as exc:
+                await self._after_failure(exc, [], [])
+
+    def _pipelining(self) -> bool:
+        """Overlap apply and commit, except when a cache is over its limit (it is trimmed only when idle)."""
+        return (self._rejected_complete and len(self._accounts) <= ACCOUNT_CACHE_ENTRIES_MAX
+                and len(self._holds) <= HOLD_CACHE_ENTRIES_MAX)
+
+    async def _settle(self, inflight: _Applied, newer: _Applied | None) -> None:
+        """Wait for an in-flight batch's commit and answer its callers; on failure undo `newer` first."""
+        assert inflight.task is not None
+        try:
+            await inflight.task
+        except _Redo:
+            if newer is not None:
+                self._undo(newer)
+                self._requeue(newer)
+            self._undo(inflight)
+            telemetry.BATCH_REDOS.inc()
+            await self._process_serial(inflight.requests, inflight.sweeps, lookup=True)
+            if newer is not None:
+                raise _Requeued() from None
+            return None
+        except BaseException as exc:
+            if newer is not None:
+                self._undo(newer)  # newest first: it was applied on top of the failed one
+            if isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, asyncpg.PostgresConnectionError):
+                self._undo(inflight)  # the server rolled the transaction back: restore the caches
+            else:
+                self._reset_state()  # the outcome is unknown: forget everything cached, reload from the database
+                self._requeue_due(inflight)
+            self._fail(inflight.requests, inflight.sweeps, LedgerUnavailable(f"batch not committed: {exc!r}"))
+            raise
+        self._complete(inflight)
+        return None
+
+    async def _after_failure(self, exc: BaseException, requests: list[_Request],
+                             sweeps: list[asyncio.Future]) -> bool:
+        """Fail what was taken; reconnect later. Returns False when this writer must stop (fenced)."""
+        if isinstance(exc, store.Fenced):
+            log.error("ledger.fenced", error=str(exc))
+            telemetry.BATCH_FAILURES.labels("fenced").inc()
+            error = LedgerUnavailable(str(exc))
+            self._fail(requests, sweeps, error)
+            self._stopping = True
+            self._fail(list(self._intake), self._sweep_requests, error)
+            self._intake.clear()
+            self._intake_events = 0
+            self._sweep_requests = []
+            return False
+        log.warning("ledger.batch_failed", error=repr(exc), requests=len(requests))
+        telemetry.BATCH_FAILURES.labels(type(exc).__name__).inc()
+        self._fail(requests, sweeps, LedgerUnavailable(f"batch not committed: {exc!r}"))
+        await self._drop_connection()
+        return True
 
     def _sweep_timeout(self) -> float:
         if not self._expiry:
@@ -262,6 +375,26 @@ class Ledger:
         limits.observe("ledger_intake_events_max", self._intake_events)
         return taken
 
+    def _requeue(self, applied: _Applied) -> None:
+        """Put a batch that was applied but never committed back at the front of the intake."""
+        for request in reversed(applied.requests):
+            self._intake.appendleft(request)
+            self._intake_events += len(request.events)
+        self._sweep_requests = applied.sweeps + self._sweep_requests
+
+    def _requeue_due(self, applied: _Applied) -> None:
+        for entry in applied.due:  # not released: sweep them again next time
+            heapq.heappush(self._expiry, entry)
+
+    def _undo(self, applied: _Applied) -> None:
+        if applied.undone:
+            return
+        applied.undone = True
+        for transfer_id in applied.batch.new_rejected:
+            self._rejected.pop(transfer_id, None)
+        applied.batch.rollback()
+        self._requeue_due(applied)
+
     def _fail(self, requests: list[_Request], sweeps: list[asyncio.Future], error: Exception) -> None:
         for request in requests:
             if not request.future.done():
@@ -272,72 +405,77 @@ class Ledger:
 
     async def _drop_connection(self) -> None:
         self._reset_state()
-        if self._conn is not None:
-            try:
-                self._conn.terminate()
-            except Exception:
-                pass
+        for conn in (self._conn, self._reader):
+            if conn is not None:
+                try:
+                    conn.terminate()
+                except Exception:
+                    pass
         self._conn = None
+        self._reader = None
 
-    async def _process(self, requests: list[_Request]) -> None:
-        started = time.perf_counter()
-        lookup = not self._rejected_complete
-        self._in_flight_due: list[tuple[int, int]] = []
-        try:
-            batch, results, ts_end = await self._process_attempts(requests, lookup)
-        except BaseException:
-            for entry in self._in_flight_due:  # not released: sweep them again next time
-                heapq.heappush(self._expiry, entry)
-            raise
-        self._after_commit(batch, ts_end)
-        now = time.perf_counter()
-        events = 0
-        for request, result in zip(requests, results, strict=True):
-            events += len(request.events)
-            telemetry.REQUEST_SECONDS.observe(now - request.enqueued_at)
-            if not request.future.done():
-                request.future.set_result(result)
-        if events:
-            telemetry.BATCH_EVENTS.observe(events)
-            telemetry.BATCH_SECONDS.observe(now - started)
-
-    async def _process_attempts(self, requests: list[_Request], lookup: bool) -> tuple[Batch, list[list], int]:
+    async def _process_serial(self, requests: list[_Request], sweeps: list[asyncio.Future], lookup: bool) -> None:
+        """Apply and commit one batch with nothing else in flight (redo path, and when not pipelining)."""
         for _attempt in range(2):
-            batch, results, ts_end = await self._apply(requests, lookup)
+            applied = await self._apply(requests, lookup)
+            applied.sweeps = sweeps
             try:
-                await self._commit(batch, ts_end, lookup)
+                await self._commit(applied)
             except _Redo:
-                batch.rollback()
+                self._undo(applied)
                 telemetry.BATCH_REDOS.inc()
                 lookup = True
                 continue
             except BaseException:
-                batch.rollback()
+                self._undo(applied)
                 raise
-            return batch, results, ts_end
+            self._complete(applied)
+            return
         raise AssertionError("batch redo did not converge")  # a lookup batch never asks for a redo
 
-    async def _apply(self, requests: list[_Request], lookup: bool) -> tuple[Batch, list[list], int]:
-        conn = self._conn
-        assert conn is not None
+    def _complete(self, applied: _Applied) -> None:
+        self._after_commit(applied.batch)
+        now = time.perf_counter()
+        events = 0
+        for request, result in zip(applied.requests, applied.results, strict=True):
+            events += len(request.events)
+            telemetry.REQUEST_SECONDS.observe(now - request.enqueued_at)
+            if not request.future.done():
+                request.future.set_result(result)
+        for future in applied.sweeps:
+            if not future.done():
+                future.set_result(None)
+        if events:
+            telemetry.BATCH_EVENTS.observe(events)
+            telemetry.BATCH_SECONDS.observe(now - applied.started)
+
+    async def _apply(self, requests: list[_Request], lookup: bool) -> _Applied:
+        started = time.perf_counter()
+        reader = self._reader
+        assert reader is not None
         now_ns = self.clock.now_ns()
         if not self._expiry_complete and not self._expiry:
             await self._load_expiry(2**63 - 1)
         due = self._due_holds(now_ns)
-        self._in_flight_due = [(now_ns, hold_id) for hold_id in due]
-        await self._load_for(requests, due, lookup)
-        known: dict[int, Transfer] = {}
-        rejected = self._rejected
-        if lookup:
-            ids = [t.id for r in requests if r.kind == "transfers" for t in r.events]
-            if ids:
-                known = {t.id: t for t in await store.load_transfers(conn, ids)}
-                if not self._rejected_complete:
-                    rejected = dict(self._rejected)
-                    rejected.update({t.id: (t, c) for t, c in await store.load_rejected(conn, ids, len(ids))})
+        try:
+            await self._load_for(requests, [hold_id for _, hold_id in due])
+            known: dict[int, Transfer] = {}
+            rejected = self._rejected
+            if lookup:
+                ids = [t.id for r in requests if r.kind == "transfers" for t in r.events]
+                if ids:
+                    known = {t.id: t for t in await store.load_transfers(reader, ids)}
+                    if not self._rejected_complete:
+                        rejected = dict(self._rejected)
+                        found = await store.load_rejected(reader, ids, len(ids))
+                        rejected.update({t.id: (t, c) for t, c in found})
+        except BaseException:
+            for entry in due:
+                heapq.heappush(self._expiry, entry)
+            raise
         batch = Batch(self._accounts, self._holds, rejected, known, self.business_date())
         ts = max(now_ns, self._last_ts + 1)
-        for hold_id in due:
+        for _, hold_id in due:
             hold = self._holds.get(hold_id)
             if hold is not None and hold.status is PendingStatus.PENDING:
                 batch.expire(hold, ts)
@@ -365,18 +503,21 @@ class Ledger:
                     for i, code in enumerate(codes)
                 ])
             ts += len(events)
-        return batch, results, ts - 1
+        self._last_ts = max(self._last_ts, ts - 1)
+        if batch.new_rejected and self._rejected_complete:
+            self._rejected.update(batch.new_rejected)  # visible to the next batch before this one commits
+        return _Applied(requests, batch, results, ts - 1, lookup, due, started)
 
-    def _due_holds(self, now_ns: int) -> list[int]:
-        due: list[int] = []
+    def _due_holds(self, now_ns: int) -> list[tuple[int, int]]:
+        due: list[tuple[int, int]] = []
         while self._expiry and self._expiry[0][0] <= now_ns:
-            due.append(heapq.heappop(self._expiry)[1])
+            due.append(heapq.heappop(self._expiry))
         return due
 
-    async def _load_for(self, requests: list[_Request], due: list[int], lookup: bool) -> None:
+    async def _load_for(self, requests: list[_Request], due: list[int]) -> None:
         """Bring into the caches every account and hold this batch may read."""
-        conn = self._conn
-        assert conn is not None
+        reader = self._reader
+        assert reader is not None
         accounts = self._accounts
         holds = self._holds
         want_accounts: set[int] = set()
@@ -396,8 +537,8 @@ class Ledger:
                         want_accounts.add(t.credit_account_id)
         want_holds.update(i for i in due if i not in holds)
         if want_holds:
-            for hold in await store.load_holds(conn, list(want_holds)):
-                holds[hold.transfer.id] = hold
+            for hold in await store.load_holds(reader, list(want_holds)):
+                holds.setdefault(hold.transfer.id, hold)
         for hold_id in [*want_holds, *due]:
             hold = holds.get(hold_id)
             if hold is not None:
@@ -406,39 +547,37 @@ class Ledger:
                         want_accounts.add(account_id)
         want_accounts.discard(0)
         if want_accounts:
-            for account in await store.load_accounts(conn, list(want_accounts)):
-                accounts[account.id] = account
+            for account in await store.load_accounts(reader, list(want_accounts)):
+                accounts.setdefault(account.id, account)
 
-    async def _commit(self, batch: Batch, ts_end: int, lookup: bool) -> None:
+    async def _commit(self, applied: _Applied) -> None:
         conn = self._conn
         assert conn is not None
+        batch = applied.batch
         if not (batch.new_accounts or batch.new_transfers or batch.new_rejected or batch.resolutions):
             return
         try:
             async with conn.transaction():
-                await store.write_batch(conn, batch, self._epoch, ts_end)
-                if not lookup and batch.new_rejected:
+                await store.write_batch(conn, batch, self._epoch, applied.ts_end)
+                if not applied.lookup and batch.new_rejected:
                     if await store.existing_transfer_ids(conn, list(batch.new_rejected)):
                         raise _Redo()
         except asyncpg.UniqueViolationError as exc:
-            if lookup:
+            if applied.lookup:
                 raise
             raise _Redo() from exc
 
-    def _after_commit(self, batch: Batch, ts_end: int) -> None:
-        self._last_ts = max(self._last_ts, ts_end)
-        if batch.new_rejected:
-            if len(self._rejected) + len(batch.new_rejected) > REJECTED_IDS_CACHED_MAX:
-                self._rejected_complete = False
-            else:
-                self._rejected.update(batch.new_rejected)
+    def _after_commit(self, batch: Batch) -> None:
+        if batch.new_rejected and len(self._rejected) > REJECTED_IDS_CACHED_MAX:
+            self._rejected_complete = False  # from now on every batch looks ids up; memory is freed when idle
         for t, expires_at in zip(batch.new_transfers, batch.new_expires, strict=True):
             if expires_at:
                 if len(self._expiry) < EXPIRY_QUEUE_ENTRIES_MAX:
                     heapq.heappush(self._expiry, (expires_at, t.id))
                 else:
                     self._expiry_complete = False
-        self._trim_caches(batch)
+        for pending_id, _status, _by, _ts in batch.resolutions:
+            self._holds.pop(pending_id, None)  # resolved: a later post/void reloads its status
         limits.observe("ledger_account_cache_entries_max", len(self._accounts))
         limits.observe("ledger_hold_cache_entries_max", len(self._holds))
         limits.observe("ledger_rejected_ids_cached_max", len(self._rejected))
@@ -452,13 +591,14 @@ class Ledger:
         if expired:
             telemetry.HOLDS_EXPIRED.inc(expired)
 
-    def _trim_caches(self, batch: Batch) -> None:
-        for pending_id, _status, _by, _ts in batch.resolutions:
-            self._holds.pop(pending_id, None)  # resolved: a later post/void reloads its status
+    def _trim_caches(self) -> None:
+        """Only with nothing in flight: the caches then equal the committed state."""
         if len(self._holds) > HOLD_CACHE_ENTRIES_MAX:
             self._holds.clear()
         if len(self._accounts) > ACCOUNT_CACHE_ENTRIES_MAX:
             self._accounts.clear()
+        if not self._rejected_complete and self._rejected:
+            self._rejected.clear()  # lookups answer from the database from now on
 
     # -- reads (from committed state, through the pool) -----------------------------------------
 
