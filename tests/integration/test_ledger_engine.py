@@ -110,3 +110,29 @@ def _same(t: Transfer, **changes: object) -> Transfer:
     fields = {name: getattr(t, name) for name in Transfer.__slots__}  # type: ignore[attr-defined]
     fields.update(changes)
     return Transfer(**fields)  # type: ignore[arg-type]
+
+
+async def test_replays_racing_their_originals_through_the_pipeline_apply_once(ledger: Ledger) -> None:
+    """Batches overlap (one applies while the previous commits); replays that land in the next batch
+    are caught by the primary key, the batch is redone with lookups, and every answer is still right."""
+    accounts = await open_accounts(ledger, 20)
+    [guarded] = await open_accounts(ledger, 1, flags=AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+    requests = []
+    for r in range(40):
+        batch = [Transfer(id=new_id(), debit_account_id=accounts[(r + k) % 20],
+                          credit_account_id=accounts[(r + k + 1) % 20], amount=100 + k, ledger=JPY, code=1)
+                 for k in range(200)]
+        batch.append(Transfer(id=new_id(), debit_account_id=guarded, credit_account_id=accounts[0], amount=1,
+                              ledger=JPY, code=1))  # refused: the guarded account holds nothing
+        requests.append(batch)
+    first = asyncio.gather(*(ledger.create_transfers(b) for b in requests))
+    again = asyncio.gather(*(ledger.create_transfers([_same(t) for t in b]) for b in requests))
+    first_answers, replay_answers = await asyncio.gather(first, again)
+    for batch, answers, replays in zip(requests, first_answers, replay_answers, strict=True):
+        assert [a.result for a in answers[:-1]] in ([R.OK] * 200, [R.EXISTS] * 200)
+        assert answers[-1].result is R.EXCEEDS_CREDITS and replays[-1].result is R.EXCEEDS_CREDITS
+        assert {a.result for a in answers[:-1]} | {a.result for a in replays[:-1]} <= {R.OK, R.EXISTS}
+        assert [a.timestamp for a in answers[:-1]] == [a.timestamp for a in replays[:-1]]
+    moved = await ledger.lookup_accounts(accounts)
+    assert sum(a.debits_posted for a in moved) == 40 * sum(100 + k for k in range(200))
+    assert sum(a.credits_posted for a in moved) == 40 * sum(100 + k for k in range(200)) + 40 * 0

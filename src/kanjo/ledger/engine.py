@@ -100,6 +100,7 @@ class _Applied:
     lookup: bool
     due: list[tuple[int, int]]
     started: float
+    rows: store.AccountRows  # the account values to write, frozen when applied
     sweeps: list[asyncio.Future] = field(default_factory=list)
     task: asyncio.Task | None = None
     undone: bool = False
@@ -506,7 +507,7 @@ class Ledger:
         self._last_ts = max(self._last_ts, ts - 1)
         if batch.new_rejected and self._rejected_complete:
             self._rejected.update(batch.new_rejected)  # visible to the next batch before this one commits
-        return _Applied(requests, batch, results, ts - 1, lookup, due, started)
+        return _Applied(requests, batch, results, ts - 1, lookup, due, started, store.account_rows(batch))
 
     def _due_holds(self, now_ns: int) -> list[tuple[int, int]]:
         due: list[tuple[int, int]] = []
@@ -558,7 +559,7 @@ class Ledger:
             return
         try:
             async with conn.transaction():
-                await store.write_batch(conn, batch, self._epoch, applied.ts_end)
+                await store.write_batch(conn, batch, applied.rows, self._epoch, applied.ts_end)
                 if not applied.lookup and batch.new_rejected:
                     if await store.existing_transfer_ids(conn, list(batch.new_rejected)):
                         raise _Redo()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -117,7 +118,30 @@ async def due_holds(conn: asyncpg.Connection, until_ns: int, limit: int) -> list
 
 # -- writer: one batch, one transaction ----------------------------------------------------------
 
-async def write_batch(conn: asyncpg.Connection, batch: Batch, epoch: int, last_timestamp: int) -> None:
+@dataclass(frozen=True, slots=True)
+class AccountRows:
+    """The accounts a batch wrote, as values taken when the batch was applied.
+
+    The writer applies the next batch while this one commits, mutating the same cached accounts, so
+    a commit must never read the live objects.
+    """
+
+    new_accounts: list[tuple]
+    updates: tuple[list[int], list[int], list[int], list[int], list[int], list[int]]
+
+
+def account_rows(batch: Batch) -> AccountRows:
+    new = [_account_tuple(a) for a in batch.new_accounts.values()]
+    touched = sorted(i for i in batch.touched if i not in batch.new_accounts)
+    accounts = [batch.accounts[i] for i in touched]
+    updates = (touched, [a.debits_pending for a in accounts], [a.debits_posted for a in accounts],
+               [a.credits_pending for a in accounts], [a.credits_posted for a in accounts],
+               [a.flags for a in accounts])
+    return AccountRows(new, updates)
+
+
+async def write_batch(conn: asyncpg.Connection, batch: Batch, rows: AccountRows, epoch: int,
+                      last_timestamp: int) -> None:
     """Everything a batch produced, atomically. The caller owns the transaction."""
     fenced = await conn.execute(
         "UPDATE ledger.writer SET last_timestamp = $2, heartbeat_at = now() WHERE shard = 0 AND epoch = $1",
@@ -125,10 +149,9 @@ async def write_batch(conn: asyncpg.Connection, batch: Batch, epoch: int, last_t
     )
     if fenced != "UPDATE 1":
         raise Fenced(f"writer epoch {epoch} lost its lease")
-    if batch.new_accounts:
+    if rows.new_accounts:
         await conn.copy_records_to_table(
-            "accounts", schema_name="ledger", columns=ACCOUNT_COLUMNS,
-            records=[_account_tuple(a) for a in batch.new_accounts.values()],
+            "accounts", schema_name="ledger", columns=ACCOUNT_COLUMNS, records=rows.new_accounts,
         )
     if batch.new_transfers:
         await conn.copy_records_to_table(
@@ -145,17 +168,13 @@ async def write_batch(conn: asyncpg.Connection, batch: Batch, epoch: int, last_t
             "pending_resolutions", schema_name="ledger",
             columns=("pending_id", "status", "transfer_id", "timestamp"), records=batch.resolutions,
         )
-    touched = [batch.accounts[i] for i in batch.touched if i not in batch.new_accounts]
-    if touched:
-        touched.sort(key=_account_id)
+    if rows.updates[0]:
         await conn.execute(
             "UPDATE ledger.accounts a SET debits_pending = u.dpe, debits_posted = u.dpo,"
             " credits_pending = u.cpe, credits_posted = u.cpo, flags = u.flags"
             " FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::int[])"
             " AS u(id, dpe, dpo, cpe, cpo, flags) WHERE a.id = u.id",
-            [a.id for a in touched], [a.debits_pending for a in touched],
-            [a.debits_posted for a in touched], [a.credits_pending for a in touched],
-            [a.credits_posted for a in touched], [a.flags for a in touched],
+            *rows.updates,
         )
     if batch.history:
         await conn.copy_records_to_table(
@@ -164,10 +183,6 @@ async def write_batch(conn: asyncpg.Connection, batch: Batch, epoch: int, last_t
                      "credits_posted"),
             records=batch.history,
         )
-
-
-def _account_id(a: Account) -> int:
-    return a.id
 
 
 def _account_tuple(a: Account) -> tuple:
