@@ -114,7 +114,7 @@ class LedgerModel:
         self.business_date = business_date
         self._accounts: dict[int, Account] = {}
         self._transfers: dict[int, _Record] = {}
-        # id -> (the failed event with its business date filled in, its state-dependent code)
+        # id -> (the failed event as submitted, its state-dependent code)
         self._failed: dict[int, tuple[Transfer, CreateTransferResult]] = {}
 
     # ------------------------------------------------------------------ requests
@@ -139,6 +139,7 @@ class LedgerModel:
             create_one=lambda event: self._create_transfer(event, now_ns),
             succeeded=lambda r: r.succeeded,
             failed=(R.LINKED_EVENT_FAILED, R.LINKED_EVENT_CHAIN_OPEN),
+            burn_member=self._burn_chain_member,
         )
         self._check_books()
         outcomes = []
@@ -177,6 +178,7 @@ class LedgerModel:
         create_one: Callable[[_Event], _Result],
         succeeded: Callable[[_Result], bool],
         failed: tuple[_Result, _Result],
+        burn_member: Callable[[_Event], None] | None = None,
     ) -> list[_Result]:
         if len(events) > TRANSFERS_PER_BATCH_MAX:
             raise ModelError(f"{len(events)} events exceed transfers_per_batch_max")
@@ -196,18 +198,34 @@ class LedgerModel:
                 results[end] = linked_event_chain_open
                 break
             saved = self._save()
+            fail_at: int | None = None
             for i in range(start, end + 1):
                 result = create_one(events[i])
                 results[i] = result
-                if not succeeded(result):
-                    # Nothing of the chain takes effect; the rest of it is not evaluated.
-                    # DECISION: the failing event's burned id (state-dependent code) is kept:
-                    # burning records the answer, it is not an effect on the books.
-                    self._restore(saved)
+                if succeeded(result):
+                    continue
+                if result == linked_event_failed:
+                    # a remembered member of an earlier failed chain: that chain's cause may follow
+                    if fail_at is None:
+                        fail_at = i
+                    continue
+                if fail_at is None or results[fail_at] == linked_event_failed:
+                    fail_at = i
+                break  # the rest of the chain is not evaluated
+            if fail_at is not None:
+                # Nothing of the chain takes effect. The failing event's burned id (state-dependent
+                # code) is kept: burning records the answer, it is not an effect on the books; and
+                # then every other valid member is remembered as linked_event_failed too, so a retry
+                # of the whole chain answers as the first time (docs/ledger-semantics.md).
+                self._restore(saved)
+                for j in range(start, end + 1):
+                    if j != fail_at:
+                        results[j] = linked_event_failed
+                cause = results[fail_at]
+                if burn_member is not None and getattr(cause, "burns_id", False):
                     for j in range(start, end + 1):
-                        if j != i:
-                            results[j] = linked_event_failed
-                    break
+                        if j != fail_at:
+                            burn_member(events[j])
             start = end + 1
         return [r for r in results if r is not None]
 
@@ -275,28 +293,37 @@ class LedgerModel:
 
     # ------------------------------------------------------------------ transfers
 
+    def _burn_chain_member(self, event: _Event) -> None:
+        assert isinstance(event, Transfer)
+        if _stateless_transfer_result(event) is not None:
+            return  # invalid on its own: it would fail the same way again, nothing to remember
+        if event.id in self._transfers or event.id in self._failed:
+            return
+        self._failed[event.id] = (replace(event, flags=int(event.flags), timestamp=0), R.LINKED_EVENT_FAILED)
+
     def _create_transfer(self, event: Transfer, now_ns: int) -> CreateTransferResult:
         _require_transfer_ranges(event)
         result = _stateless_transfer_result(event)
         if result is not None:
             return result
-        # DECISION: the ledger's business date is filled in before any comparison; a failed
-        # event's replay compares the filled-in date (only a committed transfer's replay treats
-        # an unset date as matching anything).
-        filled = replace(event, flags=int(event.flags), timestamp=0)
-        if filled.business_date is None:
-            filled.business_date = self.business_date
+        # DECISION: a failed event's replay compares the fields as submitted, an unset business
+        # date included: an identical retry gets the identical answer even across a change of
+        # business date, and a retry that now spells the date out is a different event.
+        submitted = replace(event, flags=int(event.flags), timestamp=0)
         if event.id in self._failed:
             failed_event, failed_result = self._failed[event.id]
-            return failed_result if filled == failed_event else R.ID_ALREADY_FAILED
+            return failed_result if submitted == failed_event else R.ID_ALREADY_FAILED
         if event.id in self._transfers:
             return _replay_result(event, self._transfers[event.id].transfer)
+        filled = replace(submitted)
+        if filled.business_date is None:
+            filled.business_date = self.business_date
         if _has(event.flags, RESOLVING):
             result = self._resolve_pending(filled, now_ns)
         else:
             result = self._create_plain_or_pending(filled, now_ns)
         if result.burns_id:
-            self._failed[event.id] = (filled, result)
+            self._failed[event.id] = (submitted, result)
         return result
 
     def _create_plain_or_pending(self, t: Transfer, now_ns: int) -> CreateTransferResult:

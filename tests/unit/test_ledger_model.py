@@ -24,7 +24,7 @@ from kanjo.ledger.model import (
     TransferFlags,
     TransferOutcome,
 )
-from ledger_model import LedgerModel
+from tests.ledger_model import LedgerModel
 
 A = CreateAccountResult
 R = CreateTransferResult
@@ -179,9 +179,7 @@ def test_overflows_timeout() -> None:
     model = LedgerModel(BUSINESS_DATE)
     model.create_accounts([Account(1, JPY, 1), Account(2, JPY, 1)], T0)
     late_ns = AMOUNT_MAX - TIMEOUT_S_MAX * S + 1  # a hold of the longest timeout would end past 2^63-1
-    assert one(model, tr(1, 1, 2, 5, flags=TF.PENDING, timeout=TIMEOUT_S_MAX), late_ns).result is (
-        R.OVERFLOWS_TIMEOUT
-    )
+    assert one(model, tr(1, 1, 2, 5, flags=TF.PENDING, timeout=TIMEOUT_S_MAX), late_ns).result is (R.OVERFLOWS_TIMEOUT)
     assert one(model, tr(2, 1, 2, 5, flags=TF.PENDING, timeout=TIMEOUT_S_MAX), late_ns - 1).result is R.OK
 
 
@@ -199,8 +197,10 @@ def test_linked_chain_fails_as_one(bank: LedgerModel) -> None:
     assert balances(bank, ALICE) == (0, 0, 0, 100_000)
     assert balances(bank, FEES) == (0, 0, 0, 0)
     assert bank.lookup_transfers([1, 2, 3]) == [tr(3, BOB, ATM_CASH, 345, business_date=BUSINESS_DATE)]
-    # The fee's id was only rolled back, not burned: it can be used again.
-    assert one(bank, tr(1, ALICE, FEES, 220)).result is R.OK
+    # The chain failed on the balance, so its fee is remembered with it: retrying the same chain
+    # answers as the first time, and the fee's id cannot be reused for another transfer.
+    assert results(bank.create_transfers(chain[:2], T0)) == [R.LINKED_EVENT_FAILED, R.EXCEEDS_CREDITS]
+    assert one(bank, tr(1, ALICE, FEES, 220)).result is R.ID_ALREADY_FAILED
 
 
 def test_events_after_the_failing_one_are_not_evaluated(bank: LedgerModel) -> None:
@@ -272,9 +272,7 @@ def test_balancing_debit_takes_up_to_the_balance(bank: LedgerModel) -> None:
     # Replays: the requested ¥30,000 covers what was moved; less than that does not.
     assert one(bank, collect) == TransferOutcome(R.EXISTS, amount=12_345)
     assert one(bank, tr(1, BOB, LOAN, 12_345, flags=TF.BALANCING_DEBIT)).result is R.EXISTS
-    assert (
-        one(bank, tr(1, BOB, LOAN, 12_344, flags=TF.BALANCING_DEBIT)).result is R.EXISTS_WITH_DIFFERENT_AMOUNT
-    )
+    assert one(bank, tr(1, BOB, LOAN, 12_344, flags=TF.BALANCING_DEBIT)).result is R.EXISTS_WITH_DIFFERENT_AMOUNT
 
     # Next month the account is empty: the transfer records that nothing could be taken.
     assert one(bank, tr(2, BOB, LOAN, 30_000, flags=TF.BALANCING_DEBIT)) == TransferOutcome(R.OK, amount=0)
@@ -323,10 +321,7 @@ def test_replay_with_a_different_field_names_the_field(bank: LedgerModel) -> Non
     one(bank, tr(1, ALICE, BOB, 5_000, user_data_32=7))
     assert one(bank, tr(1, ALICE, BOB, 5_001, user_data_32=7)).result is R.EXISTS_WITH_DIFFERENT_AMOUNT
     assert one(bank, tr(1, ALICE, BOB, 5_000, user_data_32=8)).result is R.EXISTS_WITH_DIFFERENT_USER_DATA_32
-    assert (
-        one(bank, tr(1, ALICE, FEES, 5_000, user_data_32=7)).result
-        is R.EXISTS_WITH_DIFFERENT_CREDIT_ACCOUNT_ID
-    )
+    assert one(bank, tr(1, ALICE, FEES, 5_000, user_data_32=7)).result is R.EXISTS_WITH_DIFFERENT_CREDIT_ACCOUNT_ID
     # The first differing field in the page's order wins: flags before amount.
     changed = tr(1, ALICE, BOB, 9_999, user_data_32=7, flags=TF.PENDING)
     assert one(bank, changed).result is R.EXISTS_WITH_DIFFERENT_FLAGS
@@ -344,10 +339,7 @@ def test_replay_of_a_post_may_leave_out_what_it_took_from_the_hold(bank: LedgerM
     spelled_out = post(2, pending_id=1, amount=20_000, debit_account_id=ALICE, ledger=JPY, code=1)
     assert one(bank, spelled_out).result is R.EXISTS
     assert one(bank, post(2, pending_id=1, amount=19_000)).result is R.EXISTS_WITH_DIFFERENT_AMOUNT
-    assert (
-        one(bank, post(2, pending_id=1, debit_account_id=BOB)).result
-        is R.EXISTS_WITH_DIFFERENT_DEBIT_ACCOUNT_ID
-    )
+    assert one(bank, post(2, pending_id=1, debit_account_id=BOB)).result is R.EXISTS_WITH_DIFFERENT_DEBIT_ACCOUNT_ID
     assert one(bank, void(2, pending_id=1)).result is R.EXISTS_WITH_DIFFERENT_FLAGS
 
 
@@ -366,6 +358,48 @@ def test_a_failure_inside_a_chain_burns_the_id(bank: LedgerModel) -> None:
     assert results(bank.create_transfers(chain, T0)) == [R.LINKED_EVENT_FAILED, R.EXCEEDS_CREDITS]
     one(bank, tr(3, ATM_CASH, BOB, 10_000))
     assert results(bank.create_transfers(chain, T0)) == [R.LINKED_EVENT_FAILED, R.EXCEEDS_CREDITS]
+
+
+def test_a_burned_retry_is_compared_as_submitted(bank: LedgerModel) -> None:
+    withdrawal = tr(1, BOB, ATM_CASH, 20_000)  # no business date: the ledger's is used
+    assert one(bank, withdrawal).result is R.EXCEEDS_CREDITS
+    bank.business_date = dt.date(2025, 4, 2)  # the day changes before the client retries
+    assert one(bank, withdrawal).result is R.EXCEEDS_CREDITS  # identical bytes, identical answer
+    spelled_out = tr(1, BOB, ATM_CASH, 20_000, business_date=BUSINESS_DATE)
+    assert one(bank, spelled_out).result is R.ID_ALREADY_FAILED
+
+
+def test_the_rest_of_a_chain_failed_on_the_state_is_burned(bank: LedgerModel) -> None:
+    chain = [tr(1, ALICE, FEES, 220, flags=TF.LINKED), tr(2, BOB, ATM_CASH, 20_000), tr(3, ALICE, BOB, 1)]
+    assert results(bank.create_transfers(chain, T0)) == [R.LINKED_EVENT_FAILED, R.EXCEEDS_CREDITS, R.OK]
+    # the chain failed on the state: its other valid members are remembered with it.
+    assert one(bank, tr(1, ALICE, FEES, 330)).result is R.ID_ALREADY_FAILED
+    assert one(bank, tr(2, BOB, ATM_CASH, 1)).result is R.ID_ALREADY_FAILED
+
+
+def test_the_first_failing_event_of_a_chain_wins(bank: LedgerModel) -> None:
+    one(bank, tr(1, ALICE, FEES, 220))
+    assert one(bank, tr(2, BOB, ATM_CASH, 20_000)).result is R.EXCEEDS_CREDITS  # burns id 2
+    chain = [
+        tr(1, ALICE, FEES, 220, flags=TF.LINKED),  # fails first: a replay, but now linked
+        tr(2, BOB, ATM_CASH, 1, flags=TF.LINKED),  # would be id_already_failed: not evaluated
+        tr(3, ALICE, BOB, 0),  # would be amount_must_not_be_zero: not evaluated
+    ]
+    assert results(bank.create_transfers(chain, T0)) == [
+        R.EXISTS_WITH_DIFFERENT_FLAGS,
+        R.LINKED_EVENT_FAILED,
+        R.LINKED_EVENT_FAILED,
+    ]
+
+
+def test_a_post_may_name_a_transfer_of_the_same_request(bank: LedgerModel) -> None:
+    events = [
+        tr(1, ALICE, ATM_CASH, 20_000, flags=TF.PENDING),
+        post(2, pending_id=1, amount=5_000),
+        tr(3, ALICE, FEES, 220),
+        post(4, pending_id=3),
+    ]
+    assert results(bank.create_transfers(events, T0)) == [R.OK, R.OK, R.OK, R.PENDING_TRANSFER_NOT_PENDING]
 
 
 def test_stateless_failure_does_not_burn_the_id(bank: LedgerModel) -> None:
@@ -438,10 +472,7 @@ def test_closing_an_account_paying_out_its_balance(bank: LedgerModel) -> None:
 
 
 def test_closing_transfer_must_be_pending(bank: LedgerModel) -> None:
-    assert (
-        one(bank, tr(1, BOB, ATM_CASH, 0, flags=TF.CLOSING_DEBIT)).result
-        is R.CLOSING_TRANSFER_MUST_BE_PENDING
-    )
+    assert one(bank, tr(1, BOB, ATM_CASH, 0, flags=TF.CLOSING_DEBIT)).result is R.CLOSING_TRANSFER_MUST_BE_PENDING
 
 
 # ---------------------------------------------------------------- the order of checks
@@ -473,9 +504,7 @@ def test_state_checks_against_accounts(bank: LedgerModel) -> None:
     assert one(bank, tr(1, 99, 98, 1)).result is R.DEBIT_ACCOUNT_NOT_FOUND
     assert one(bank, tr(2, ALICE, 98, 1)).result is R.CREDIT_ACCOUNT_NOT_FOUND
     assert one(bank, tr(3, ALICE, 20, 1)).result is R.ACCOUNTS_MUST_HAVE_THE_SAME_LEDGER
-    assert (
-        one(bank, tr(4, ALICE, BOB, 1, ledger=840)).result is R.TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS
-    )
+    assert one(bank, tr(4, ALICE, BOB, 1, ledger=840)).result is R.TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS
 
 
 def test_state_checks_against_the_hold(bank: LedgerModel) -> None:
@@ -538,6 +567,4 @@ def test_account_chain_rolls_back() -> None:
     chain = [Account(1, JPY, 1, flags=AF.LINKED), Account(2, JPY, 0)]
     assert results(model.create_accounts(chain, T0)) == [A.LINKED_EVENT_FAILED, A.CODE_MUST_NOT_BE_ZERO]
     assert model.lookup_accounts([1, 2]) == []
-    assert results(model.create_accounts([Account(1, JPY, 1, flags=AF.LINKED)], T0)) == [
-        A.LINKED_EVENT_CHAIN_OPEN
-    ]
+    assert results(model.create_accounts([Account(1, JPY, 1, flags=AF.LINKED)], T0)) == [A.LINKED_EVENT_CHAIN_OPEN]

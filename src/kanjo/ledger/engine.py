@@ -555,13 +555,17 @@ class Ledger:
         conn = self._conn
         assert conn is not None
         batch = applied.batch
-        if not (batch.new_accounts or batch.new_transfers or batch.new_rejected or batch.resolutions):
+        if not (batch.new_accounts or batch.new_transfers or batch.new_rejected or batch.resolutions
+                or batch.unverified):
             return
         try:
             async with conn.transaction():
                 await store.write_batch(conn, batch, applied.rows, self._epoch, applied.ts_end)
-                if not applied.lookup and batch.new_rejected:
-                    if await store.existing_transfer_ids(conn, list(batch.new_rejected)):
+                # The fast path took unknown ids as new; the primary key checks those it writes, this
+                # checks those it answered without writing (refused, or rolled back with a chain).
+                unwritten = [*batch.new_rejected, *batch.unverified]
+                if not applied.lookup and unwritten:
+                    if await store.existing_transfer_ids(conn, unwritten):
                         raise _Redo()
         except asyncpg.UniqueViolationError as exc:
             if applied.lookup:

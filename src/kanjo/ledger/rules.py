@@ -86,6 +86,7 @@ class Batch:
         self.new_rejected: dict[int, tuple[Transfer, int]] = {}
         self.resolutions: list[Resolution] = []
         self.history: list[HistoryRow] = []
+        self.unverified: list[int] = []  # ids answered as new but rolled back with their chain
         self._undo: list[tuple] = []  # every change to shared state, so a batch or a chain can roll back
 
     # -- requests ------------------------------------------------------------------------------
@@ -155,6 +156,9 @@ class Batch:
                         failed_at = k
                     break
             if failed_at >= 0:
+                for k in range(i, failed_at):
+                    if results[k][0] is ok:  # taken as new, never written: the id may yet exist
+                        self.unverified.append(events[k].id)
                 self._rollback_to(marks)
                 code = results[failed_at][0]
                 for k in range(i, j + 1):
@@ -179,6 +183,7 @@ class Batch:
         self._rollback_to((0, 0, 0, 0))
         self.new_rejected.clear()
         self.touched.clear()
+        self.unverified.clear()
 
     def _rollback_to(self, marks: tuple[int, int, int, int]) -> None:
         undo_len, transfers_len, resolutions_len, history_len = marks
@@ -350,6 +355,8 @@ class Batch:
     def _resolve(self, t: Transfer, ts: int) -> tuple[R, int]:
         hold = self.holds.get(t.pending_id)
         if hold is None:
+            if t.pending_id in self.known:  # created earlier in this batch, and not pending
+                return R.PENDING_TRANSFER_NOT_PENDING, 0
             return R.PENDING_TRANSFER_NOT_FOUND, 0
         p = hold.transfer
         if not p.flags & PENDING:
