@@ -32,12 +32,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
-import structlog
 
 from kanjo.bench import loadgen
 from kanjo.kernel import invariant, limits, new_id
 from kanjo.ledger import Account, CreateTransferResult, Ledger, LedgerBusy, LedgerUnavailable, Transfer
 from kanjo.platform import db
+from kanjo.platform.logging import ensure_logging
 from kanjo.platform.migrations import migrate
 
 SCENARIOS = ("uniform", "zipf", "hot", "http")  # also the order they run in
@@ -150,8 +150,7 @@ def _finish(result: dict[str, Any], results: list[dict[str, Any]], durability: d
 
 def _log_to_stderr() -> None:
     """stdout carries only the JSON lines: structlog's default logger prints to stdout."""
-    if not structlog.is_configured():
-        structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+    ensure_logging()
 
 
 def _progress(message: str) -> None:

@@ -49,6 +49,7 @@ from kanjo.ledger.model import (
 )
 from kanjo.ledger.rules import RESOLVING, Batch, Hold
 from kanjo.platform import db
+from kanjo.platform.logging import ensure_logging
 
 log = structlog.get_logger("kanjo.ledger")
 OK = CreateTransferResult.OK
@@ -142,6 +143,7 @@ class Ledger:
     async def start(cls, dsn: str, *, clock: Clock | None = None,
                     business_date: Callable[[], dt.date] | None = None, pool_size_max: int = 10,
                     sweep_interval_s: float = 1.0, linger_s: float = 0.0, holder: str | None = None) -> Ledger:
+        ensure_logging()
         clock = clock or SystemClock()
         if business_date is None:
             def business_date() -> dt.date:
