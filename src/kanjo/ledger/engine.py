@@ -75,6 +75,23 @@ class _Redo(Exception):
     """The fast path met an id it did not know was taken: run the batch again with id lookups."""
 
 
+APPLY_CHUNK_EVENTS = 256  # events applied between yields to the event loop (so a commit overlaps)
+
+
+def _chunks(events: Sequence[Transfer]) -> list[tuple[int, int]]:
+    """Cut a request into runs of about APPLY_CHUNK_EVENTS, never inside a linked chain."""
+    cuts: list[tuple[int, int]] = []
+    n = len(events)
+    start = 0
+    while start < n:
+        end = min(start + APPLY_CHUNK_EVENTS, n)
+        while end < n and events[end - 1].flags & 1:  # LINKED: the chain continues
+            end += 1
+        cuts.append((start, end))
+        start = end
+    return cuts
+
+
 class _Requeued(Exception):
     """The newer batch was put back in the intake while an older one was redone."""
 
@@ -169,12 +186,10 @@ class Ledger:
 
     async def _connect_writer(self) -> None:
         conn = await db.connect(self.dsn)
-        # The writer's statements all look rows up by key: a nested loop over the primary key beats the
-        # hash join the planner picks for the batch UPDATE, which would scan every account each batch.
-        await conn.execute("SET enable_hashjoin = off; SET enable_mergejoin = off")
+        await store.prepare_writer_connection(conn)
         self._epoch, self._last_ts = await store.acquire_lease(conn, self._holder)
         reader = await db.connect(self.dsn)
-        await reader.execute("SET enable_hashjoin = off; SET enable_mergejoin = off")
+        await store.prepare_writer_connection(reader)
         self._conn, self._reader = conn, reader
         self._reset_state()
         rejected = await store.load_rejected(conn, None, REJECTED_IDS_CACHED_MAX + 1)
@@ -488,14 +503,18 @@ class Ledger:
             events = request.events
             if request.kind == "transfers":
                 answers = []
-                for i, (code, amount) in enumerate(batch.create_transfers(events, ts)):  # type: ignore[arg-type]
-                    if code is OK:
-                        answers.append(TransferOutcome(code, ts + i, amount))
-                    elif code is EXISTS:
-                        original = batch.known[events[i].id]
-                        answers.append(TransferOutcome(code, original.timestamp, original.amount))
-                    else:
-                        answers.append(TransferOutcome(code, 0, 0))
+                for start, end in _chunks(events):
+                    outcomes = batch.create_transfers(events[start:end], ts + start)  # type: ignore[arg-type]
+                    for i, (code, amount) in enumerate(outcomes, start):
+                        if code is OK:
+                            answers.append(TransferOutcome(code, ts + i, amount))
+                        elif code is EXISTS:
+                            original = batch.known[events[i].id]
+                            answers.append(TransferOutcome(code, original.timestamp, original.amount))
+                        else:
+                            answers.append(TransferOutcome(code, 0, 0))
+                    if end < len(events):
+                        await asyncio.sleep(0)  # let the previous batch's commit make progress
                 results.append(answers)
             else:
                 codes = batch.create_accounts(events, ts)  # type: ignore[arg-type]
