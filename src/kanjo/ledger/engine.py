@@ -579,6 +579,15 @@ class Ledger:
         if not (batch.new_accounts or batch.new_transfers or batch.new_rejected or batch.resolutions
                 or batch.unverified):
             return
+        if store.is_small(batch):
+            check = [] if applied.lookup else [*batch.new_rejected, *batch.unverified]
+            try:
+                await store.commit_small_batch(conn, batch, applied.rows, self._epoch, applied.ts_end, check)
+            except (store.ReplayedId, asyncpg.UniqueViolationError) as exc:
+                if applied.lookup:
+                    raise
+                raise _Redo() from exc
+            return
         try:
             async with conn.transaction():
                 await store.write_batch(conn, batch, applied.rows, self._epoch, applied.ts_end)

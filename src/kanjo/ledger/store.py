@@ -155,6 +155,49 @@ def account_rows(batch: Batch) -> AccountRows:
     return AccountRows(new, updates)
 
 
+SMALL_BATCH_ROWS_MAX = 512  # up to this many rows a batch commits in one statement; beyond, COPY is cheaper
+FENCED_SQLSTATE = "KJ001"
+REPLAYED_SQLSTATE = "KJ002"
+
+
+def is_small(batch: Batch) -> bool:
+    return not batch.new_accounts and (
+        len(batch.new_transfers) + len(batch.new_rejected) + len(batch.touched) + len(batch.history)
+        <= SMALL_BATCH_ROWS_MAX
+    )
+
+
+async def commit_small_batch(conn: asyncpg.Connection, batch: Batch, rows: AccountRows, epoch: int,
+                             last_timestamp: int, check_ids: list[int]) -> None:
+    """One statement, in its own transaction: raises Fenced, or ReplayedId when a checked id exists."""
+    t = [_transfer_row(x, e) for x, e in zip(batch.new_transfers, batch.new_expires, strict=True)]
+    x = [(*_transfer_row(r, None)[:-1], code) for r, code in batch.new_rejected.values()]
+    x = [(r[0], r[14], *r[1:14]) for r in x]  # result second, as the function takes it
+    try:
+        await conn.execute(
+            "SELECT ledger.commit_small_batch($1, $2, $3, " + ", ".join(f"${i}" for i in range(4, 50)) + ")",
+            epoch, last_timestamp, check_ids,
+            *_columns(t, 15), *_columns(x, 15), *_columns(batch.resolutions, 4), *_columns(rows.updates, 6),
+            *_columns(batch.history, 6),
+        )
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate == FENCED_SQLSTATE:
+            raise Fenced(f"writer epoch {epoch} lost its lease") from exc
+        if exc.sqlstate == REPLAYED_SQLSTATE:
+            raise ReplayedId() from exc
+        raise
+
+
+class ReplayedId(Exception):
+    """An id the fast path took as new already exists: the batch must be redone with lookups."""
+
+
+def _columns(rows: Sequence[tuple], width: int) -> list[list]:
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
 async def write_batch(conn: asyncpg.Connection, batch: Batch, rows: AccountRows, epoch: int,
                       last_timestamp: int) -> None:
     """Everything a batch produced, atomically. The caller owns the transaction."""
