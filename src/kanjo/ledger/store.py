@@ -148,9 +148,11 @@ def account_rows(batch: Batch) -> AccountRows:
     accounts = batch.accounts
     new_accounts = batch.new_accounts
     new = [_account_tuple(a) for a in new_accounts.values()]
+    # No lock ordering needed: the shard's single writer is the only one updating these rows.
+    touched = batch.touched - new_accounts.keys() if new_accounts else batch.touched
     updates = [
         (a.id, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted, a.flags)
-        for a in (accounts[i] for i in sorted(batch.touched) if i not in new_accounts)
+        for a in map(accounts.__getitem__, touched)
     ]
     return AccountRows(new, updates)
 
