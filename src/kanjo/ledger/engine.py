@@ -263,12 +263,9 @@ class Ledger:
                 break
             if not self._intake and not self._sweep_requests:
                 if inflight is not None:
-                    try:
-                        inflight = await self._settle(inflight, None)
-                    except _WRITER_ERRORS as exc:
-                        inflight = None
-                        if not await self._after_failure(exc, [], []):
-                            break
+                    keep_running, inflight = await self._drain(inflight), None
+                    if not keep_running:
+                        break
                     continue
                 self._wakeup.clear()
                 try:
@@ -278,13 +275,9 @@ class Ledger:
                 if self._linger_s and self._intake:
                     await asyncio.sleep(self._linger_s)
             if inflight is not None and not self._pipelining():
-                try:
-                    inflight = await self._settle(inflight, None)
-                except _WRITER_ERRORS as exc:
-                    inflight = None
-                    if not await self._after_failure(exc, [], []):
-                        break
-                    continue
+                keep_running, inflight = await self._drain(inflight), None
+                if not keep_running:
+                    break
             if inflight is None:
                 self._trim_caches()
             requests = self._take_batch()
@@ -317,10 +310,15 @@ class Ledger:
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, RECONNECT_BACKOFF_MAX_S)
         if inflight is not None:
-            try:
-                await self._settle(inflight, None)
-            except _WRITER_ERRORS as exc:
-                await self._after_failure(exc, [], [])
+            await self._drain(inflight)
+
+    async def _drain(self, inflight: _Applied) -> bool:
+        """Finish the batch in flight with nothing newer applied; False when the writer must stop."""
+        try:
+            await self._settle(inflight, None)
+        except _WRITER_ERRORS as exc:
+            return await self._after_failure(exc, [], [])
+        return True
 
     def _pipelining(self) -> bool:
         """Overlap apply and commit, except when a cache is over its limit (it is trimmed only when idle)."""
