@@ -46,6 +46,8 @@ CR_LIMIT = int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
 HISTORY = int(AccountFlags.HISTORY)
 CLOSED = int(AccountFlags.CLOSED)
 NS_PER_S = 1_000_000_000
+BURNS_FROM = int(R.DEBIT_ACCOUNT_NOT_FOUND)  # codes from here on depend on the state: they burn the id
+# (the same rule as CreateTransferResult.burns_id, as a plain int comparison on the hot path)
 
 E = TypeVar("E", Account, Transfer)
 
@@ -139,7 +141,7 @@ class Batch:
             if j == i:
                 outcome = one(events[i], ts_first + i)
                 results[i] = outcome
-                if reject is not None and outcome[0].burns_id:
+                if reject is not None and outcome[0] >= BURNS_FROM:
                     reject(events[i], outcome[0], ts_first + i)
                 i += 1
                 continue
@@ -165,7 +167,7 @@ class Batch:
                     if k != failed_at:
                         results[k] = (failed, 0)
                 results[failed_at] = (code, 0)
-                if reject is not None and code.burns_id:
+                if reject is not None and code >= BURNS_FROM:
                     # The whole chain's answer depended on the state: remember every member, so a
                     # retry of the chain with the same ids gets this same answer again.
                     reject(events[failed_at], code, ts_first + failed_at)
