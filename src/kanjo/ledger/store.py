@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -43,6 +44,10 @@ def _transfer_row(t: Transfer, expires_at: int | None) -> tuple:
     return (t.id, t.debit_account_id, t.credit_account_id, t.amount, t.pending_id or None,
             t.user_data_128, t.user_data_64, t.user_data_32, t.timeout, t.ledger, t.code, t.flags,
             t.business_date, t.timestamp, expires_at)
+
+
+_update_values = operator.attrgetter(
+    "id", "debits_pending", "debits_posted", "credits_pending", "credits_posted", "flags")
 
 
 # -- writer: lease ------------------------------------------------------------------------------
@@ -150,10 +155,7 @@ def account_rows(batch: Batch) -> AccountRows:
     new = [_account_tuple(a) for a in new_accounts.values()]
     # No lock ordering needed: the shard's single writer is the only one updating these rows.
     touched = batch.touched - new_accounts.keys() if new_accounts else batch.touched
-    updates = [
-        (a.id, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted, a.flags)
-        for a in map(accounts.__getitem__, touched)
-    ]
+    updates = list(map(_update_values, map(accounts.__getitem__, touched)))
     return AccountRows(new, updates)
 
 
