@@ -439,9 +439,16 @@ def test_metrics_count_committed_transfers_and_export_limit_usage(api: httpx.Cli
     r = api.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     before = metric(r.text, "kanjo_ledger_transfers_committed_total")
+    ok = 'kanjo_ledger_transfer_results_total{result="ok"}'
+    missing = 'kanjo_ledger_transfer_results_total{result="debit_account_not_found"}'
+    ok_before = metric(r.text, ok) if ok in r.text else 0  # a counter appears with its first count
+    missing_before = metric(r.text, missing) if missing in r.text else 0
     post_transfers(api, [transfer(a, b, 1) for _ in range(3)] + [transfer(uid(), b, 1)])  # 3 ok, 1 refused
     text = api.get("/metrics").text
     assert metric(text, "kanjo_ledger_transfers_committed_total") - before == 3
+    assert metric(text, ok) - ok_before == 3
+    assert metric(text, missing) - missing_before == 1
+    assert "kanjo_ledger_batch_events_bucket" in text and "kanjo_ledger_request_seconds_bucket" in text
     for name in ("ledger_events_per_batch_max", "ledger_intake_events_max", "http_request_body_bytes_max"):
         assert 0 <= metric(text, f'kanjo_limit_usage_ratio{{limit="{name}"}}') <= 1
 
