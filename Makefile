@@ -20,6 +20,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/lint-imports
+	$(BIN)/mypy src
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ## make bench: the benchmarks (not part of make test); JSON lines on stdout and in bench-results/
@@ -30,6 +31,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/lint-imports
+	$(BIN)/mypy src
 
 verify: $(STAMP)
 	$(BIN)/kanjo verify

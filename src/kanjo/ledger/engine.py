@@ -17,6 +17,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -516,7 +517,7 @@ class Ledger:
             events = request.events
             if request.kind == "transfers":
                 answers = []
-                for start, end in _chunks(events):
+                for start, end in _chunks(cast(Sequence[Transfer], events)):
                     outcomes = batch.create_transfers(events[start:end], ts + start)  # type: ignore[arg-type]
                     for i, (code, amount) in enumerate(outcomes, start):
                         if code is OK:
@@ -561,7 +562,7 @@ class Ledger:
             if request.kind == "accounts":
                 want_accounts.update(a.id for a in request.events if a.id not in accounts)
                 continue
-            for t in request.events:
+            for t in cast(Sequence[Transfer], request.events):
                 if t.flags & RESOLVING:
                     if t.pending_id not in holds:
                         want_holds.add(t.pending_id)
@@ -575,9 +576,9 @@ class Ledger:
             for hold in await store.load_holds(reader, list(want_holds)):
                 holds.setdefault(hold.transfer.id, hold)
         for hold_id in [*want_holds, *due]:
-            hold = holds.get(hold_id)
-            if hold is not None:
-                for account_id in (hold.transfer.debit_account_id, hold.transfer.credit_account_id):
+            wanted = holds.get(hold_id)
+            if wanted is not None:
+                for account_id in (wanted.transfer.debit_account_id, wanted.transfer.credit_account_id):
                     if account_id not in accounts:
                         want_accounts.add(account_id)
         want_accounts.discard(0)

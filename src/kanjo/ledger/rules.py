@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from kanjo.ledger.model import (
     ACCOUNT_FLAGS_KNOWN,
@@ -125,7 +125,7 @@ class Batch:
 
     def _run_chains(self, events: Sequence[E], ts_first: int, one: Callable[[E, int], tuple],
                     ok: object, exists: object, failed: object, chain_open: object,
-                    reject: Callable[[E, object, int], None] | None) -> list:
+                    reject: Callable[[Any, Any, int], None] | None) -> list:
         n = len(events)
         results: list = [None] * n
         i = 0
@@ -172,8 +172,9 @@ class Batch:
                     # retry of the chain with the same ids gets this same answer again.
                     reject(events[failed_at], code, ts_first + failed_at)
                     for k in range(i, j + 1):
-                        if k != failed_at and events[k].id not in self.known and _stateless(events[k]) is R.OK:
-                            reject(events[k], failed, ts_first + k)
+                        member = cast(Transfer, events[k])
+                        if k != failed_at and member.id not in self.known and _stateless(member) is R.OK:
+                            reject(member, failed, ts_first + k)
             i = j + 1
         return results
 
@@ -518,7 +519,7 @@ def _same_event(a: Transfer, b: Transfer) -> bool:
 
 
 def _copy(t: Transfer, **changes: object) -> Transfer:
-    fields = {
+    fields: dict[str, Any] = {
         "id": t.id, "debit_account_id": t.debit_account_id, "credit_account_id": t.credit_account_id,
         "amount": t.amount, "ledger": t.ledger, "code": t.code, "flags": t.flags,
         "pending_id": t.pending_id, "timeout": t.timeout, "user_data_128": t.user_data_128,
