@@ -402,6 +402,7 @@ class Ledger:
             size += len(request.events)
             taken.append(request)
         self._intake_events -= size
+        limits.observe("ledger_events_per_batch_max", size)
         telemetry.INTAKE_EVENTS.set(self._intake_events)
         limits.observe("ledger_intake_events_max", self._intake_events)
         return taken
@@ -672,6 +673,7 @@ class Ledger:
                                     credits: bool = True, reverse: bool = False) -> list[Transfer]:
         if limit > PAGE_ROWS_MAX:
             raise LimitReached(limits.get("ledger_page_rows_max"), limit)
+        limits.observe("ledger_page_rows_max", limit)
         async with self._read() as conn:
             return await store.account_transfers(conn, account_id, timestamp_min=timestamp_min,
                                                  timestamp_max=timestamp_max, limit=limit, debits=debits,
@@ -693,6 +695,7 @@ class Ledger:
     def _check_ids(self, ids: Sequence[int]) -> None:
         if len(ids) > LOOKUP_IDS_MAX:
             raise LimitReached(limits.get("ledger_lookup_ids_max"), len(ids))
+        limits.observe("ledger_lookup_ids_max", len(ids))
 
     def _read(self):  # type: ignore[no-untyped-def]
         if self.pool is None:

@@ -82,9 +82,11 @@ class BodySizeLimit:
             return
         maximum = BODY_BYTES_MAX.maximum
         for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > maximum:
-                await _too_large(scope, receive, send, int(value))
-                return
+            if name == b"content-length" and value.isdigit():
+                if int(value) > maximum:
+                    await _too_large(scope, receive, send, int(value))
+                    return
+                limits.observe(BODY_BYTES_MAX.name, int(value))
         seen = 0
 
         async def limited_receive() -> Message:
