@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 
 from kanjo import __version__
+from kanjo.business_calendar.api import router as calendar_router
 from kanjo.ledger import Ledger, LedgerBusy, LedgerUnavailable
 from kanjo.ledger.api import router as ledger_router
 from kanjo.platform.http import (
@@ -28,6 +29,7 @@ def create_app(ledger: Ledger) -> FastAPI:
     install_error_handlers(app, busy=(LedgerBusy,), unavailable=(LedgerUnavailable,))
     install_operational_routes(app)
     app.include_router(ledger_router)
+    app.include_router(calendar_router)
 
     @app.get("/healthz", tags=["operations"], summary="The process answers")
     async def healthz() -> dict[str, str]:
