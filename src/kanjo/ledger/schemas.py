@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
-import uuid
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field
 
 from kanjo.ledger.limits import EVENTS_PER_BATCH_MAX, LOOKUP_IDS_MAX
 from kanjo.ledger.model import (
@@ -23,23 +21,7 @@ from kanjo.ledger.model import (
     Transfer,
     TransferFlags,
 )
-
-_UUID_TEXT = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-
-
-def _parse_uuid(value: object) -> int:
-    if isinstance(value, str) and _UUID_TEXT.match(value):
-        return uuid.UUID(value).int
-    raise ValueError("must be a UUID string such as 0190c1d2-7f3a-7000-8000-000000000001")
-
-
-Id = Annotated[
-    int,
-    BeforeValidator(_parse_uuid),
-    PlainSerializer(lambda v: str(uuid.UUID(int=v)), return_type=str),
-    Field(json_schema_extra={"type": "string", "format": "uuid"}),
-]
-StrictInt = Annotated[int, Field(strict=True)]
+from kanjo.platform.schemas import Id, StrictInt
 
 TransferFlagName = Literal[
     "linked", "pending", "post_pending_transfer", "void_pending_transfer", "balancing_debit",

@@ -158,6 +158,9 @@ def install_error_handlers(app: FastAPI, busy: tuple[type[Exception], ...],
     async def _http(request: Request, exc: StarletteHTTPException) -> FastJSONResponse:
         if isinstance(exc.__cause__, _BodyTooLarge):  # FastAPI turns an error while reading the body into a 400
             return _too_large_problem(exc.__cause__.size)
+        if isinstance(exc.detail, dict) and "error" in exc.detail:  # a context's own refusal code
+            return problem(exc.status_code, str(exc.detail["error"]), str(exc.detail.get("message", "")),
+                           headers=getattr(exc, "headers", None))
         names = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 409: "conflict",
                  422: "invalid_field"}
         return problem(exc.status_code, names.get(exc.status_code, "error"), str(exc.detail),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import asyncpg
 
 # Contexts in dependency order; each owns its own schema.
-CONTEXTS = ("ledger",)
+CONTEXTS = ("ledger", "customers", "deposits")
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,12 @@ class Migration:
 
 
 def discover(context: str) -> list[Migration]:
-    folder = importlib.resources.files(f"kanjo.{context}") / "migrations"
+    try:
+        folder = importlib.resources.files(f"kanjo.{context}") / "migrations"
+    except ModuleNotFoundError:
+        return []  # a context not written yet
+    if not folder.is_dir():
+        return []
     found: list[Migration] = []
     for entry in folder.iterdir():
         if entry.name.endswith(".sql"):
