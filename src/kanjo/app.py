@@ -6,6 +6,10 @@ from fastapi import FastAPI, Request
 
 from kanjo import __version__
 from kanjo.business_calendar.api import router as calendar_router
+from kanjo.customers import account_opening_refusal
+from kanjo.customers.api import router as customers_router
+from kanjo.deposits import Deposits
+from kanjo.deposits.api import router as deposits_router
 from kanjo.ledger import Ledger, LedgerBusy, LedgerUnavailable
 from kanjo.ledger.api import router as ledger_router
 from kanjo.platform.http import (
@@ -16,7 +20,7 @@ from kanjo.platform.http import (
 )
 
 
-def create_app(ledger: Ledger) -> FastAPI:
+def create_app(ledger: Ledger | None) -> FastAPI:
     app = FastAPI(
         title="kanjo",
         version=__version__,
@@ -25,11 +29,22 @@ def create_app(ledger: Ledger) -> FastAPI:
         default_response_class=FastJSONResponse,
     )
     app.state.ledger = ledger
+    if ledger is not None:
+        pool = ledger.pool
+        assert pool is not None
+
+        async def customer_check(customer_id: int) -> str | None:
+            return await account_opening_refusal(pool, customer_id)
+
+        app.state.deposits = Deposits(pool=pool, ledger=ledger, business_date=ledger.business_date,
+                                      customer_check=customer_check)
     app.add_middleware(BodySizeLimit)
     install_error_handlers(app, busy=(LedgerBusy,), unavailable=(LedgerUnavailable,))
     install_operational_routes(app)
     app.include_router(ledger_router)
     app.include_router(calendar_router)
+    app.include_router(customers_router)
+    app.include_router(deposits_router)
 
     @app.get("/healthz", tags=["operations"], summary="The process answers")
     async def healthz() -> dict[str, str]:

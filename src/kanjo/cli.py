@@ -72,8 +72,11 @@ def up(
 async def _serve(settings: Settings, dsn: str, host: str, port: int, demo: bool) -> None:
     import uvicorn
 
+    from kanjo.accounting import ensure_chart
     from kanjo.app import create_app
+    from kanjo.business_calendar import BankCalendar, business_date_of
     from kanjo.demo import load_demo
+    from kanjo.kernel import SystemClock
     from kanjo.ledger import Ledger
     from kanjo.platform import db
     from kanjo.platform.migrations import migrate
@@ -84,10 +87,14 @@ async def _serve(settings: Settings, dsn: str, host: str, port: int, demo: bool)
         applied = await migrate(conn)
     finally:
         await conn.close()
-    ledger = await Ledger.start(dsn, pool_size_max=settings.db_pool_size_max,
+    calendar = BankCalendar()
+    clock = SystemClock()
+    ledger = await Ledger.start(dsn, clock=clock, business_date=lambda: business_date_of(clock, calendar),
+                                pool_size_max=settings.db_pool_size_max,
                                 sweep_interval_s=settings.expiry_sweep_interval_ms / 1000,
                                 linger_s=settings.batch_linger_us / 1_000_000)
     try:
+        await ensure_chart(ledger)
         loaded = await load_demo(ledger) if demo else None
         server = uvicorn.Server(uvicorn.Config(create_app(ledger), host=host, port=port, log_level="warning",
                                                access_log=False, lifespan="off"))
