@@ -95,8 +95,9 @@ async def _serve(settings: Settings, dsn: str, host: str, port: int, demo: bool)
                                 linger_s=settings.batch_linger_us / 1_000_000)
     try:
         await ensure_chart(ledger)
-        loaded = await load_demo(ledger) if demo else None
-        server = uvicorn.Server(uvicorn.Config(create_app(ledger), host=host, port=port, log_level="warning",
+        app = create_app(ledger)
+        loaded = await load_demo(ledger, ledger.pool, app.state.deposits) if demo else None
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                                access_log=False, lifespan="off"))
         base = f"http://{host}:{port}"
         err.print(f"[bold green]kanjo is running[/bold green] — database {_redact(dsn)}"

@@ -1,59 +1,69 @@
-"""A small demo bank on the ledger (JPY): a chart of accounts, customers' deposits, ATM holds. Idempotent."""
+"""A demo bank for `make run`: a few thousand customers across branches with accounts and money. Idempotent.
+
+Every id derives from a name, so a second `make run` replays the same requests and changes nothing.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import Any
 
-from kanjo.ledger import Account, AccountFlags, Ledger, Transfer, TransferFlags
+import asyncpg
 
-JPY = 392
+from kanjo import customers, deposits
+from kanjo.accounting import ensure_chart
+from kanjo.ledger import Ledger
+
 DEMO_NAMESPACE = uuid.UUID("6b616e6a-6f00-4000-8000-64656d6f0000")
-CUSTOMERS = 40
-
-# chart of accounts (codes)
-CASH_VAULT, ATM_CASH, CUSTOMER_DEPOSIT, FEE_INCOME = 1001, 1002, 2001, 4001
+CUSTOMERS = 2_000
+CONCURRENCY = 100  # requests in flight while loading; the ledger batches them
+BRANCHES = ("001", "101", "102", "103", "201", "301", "401", "501")
+SURNAMES = (("佐藤", "ｻﾄｳ"), ("鈴木", "ｽｽﾞｷ"), ("高橋", "ﾀｶﾊｼ"), ("田中", "ﾀﾅｶ"), ("伊藤", "ｲﾄｳ"), ("渡辺", "ﾜﾀﾅﾍﾞ"),
+            ("山本", "ﾔﾏﾓﾄ"), ("中村", "ﾅｶﾑﾗ"), ("小林", "ｺﾊﾞﾔｼ"), ("加藤", "ｶﾄｳ"), ("吉田", "ﾖｼﾀﾞ"), ("山田", "ﾔﾏﾀﾞ"))
+GIVEN = (("太郎", "ﾀﾛｳ"), ("花子", "ﾊﾅｺ"), ("一郎", "ｲﾁﾛｳ"), ("陽子", "ﾖｳｺ"), ("健太", "ｹﾝﾀ"), ("美咲", "ﾐｻｷ"),
+         ("翔", "ｼｮｳ"), ("さくら", "ｻｸﾗ"), ("大輔", "ﾀﾞｲｽｹ"), ("結衣", "ﾕｲ"), ("拓也", "ﾀｸﾔ"), ("愛", "ｱｲ"))
 
 
 def demo_id(name: str) -> int:
-    """Deterministic ids, so a second `make run` replays the same events and changes nothing."""
     return uuid.uuid5(DEMO_NAMESPACE, name).int
 
 
-async def load_demo(ledger: Ledger) -> dict[str, int]:
-    guarded = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlags.HISTORY)
-    accounts = [
-        Account(id=demo_id("bank:cash-vault"), ledger=JPY, code=CASH_VAULT),
-        Account(id=demo_id("bank:atm-cash"), ledger=JPY, code=ATM_CASH),
-        Account(id=demo_id("bank:fee-income"), ledger=JPY, code=FEE_INCOME,
-                flags=0),
-        *[Account(id=demo_id(f"customer:{n}:ordinary"), ledger=JPY, code=CUSTOMER_DEPOSIT, flags=guarded,
-                  user_data_64=n) for n in range(1, CUSTOMERS + 1)],
+async def load_demo(ledger: Ledger, pool: asyncpg.Pool, bank: deposits.Deposits) -> dict[str, int]:
+    await ensure_chart(ledger)
+    accounts = await _in_chunks([partial(_customer_with_account, pool, bank, n) for n in range(1, CUSTOMERS + 1)])
+    transfers = [
+        partial(deposits.transfer, bank, demo_id(f"transfer:{n}"), accounts[n - 1], accounts[n % CUSTOMERS],
+                1_000 * (n % 7 + 1))
+        for n in range(1, CUSTOMERS + 1, 5)
     ]
-    created = await ledger.create_accounts(accounts)
-    vault, atm, fees = demo_id("bank:cash-vault"), demo_id("bank:atm-cash"), demo_id("bank:fee-income")
-    transfers: list[Transfer] = [
-        Transfer(id=demo_id("float:atm"), debit_account_id=atm, credit_account_id=vault, amount=50_000_000,
-                 ledger=JPY, code=10),
-    ]
-    for n in range(1, CUSTOMERS + 1):
-        deposit = demo_id(f"customer:{n}:ordinary")
-        transfers.append(Transfer(id=demo_id(f"teller-deposit:{n}"), debit_account_id=vault,
-                                  credit_account_id=deposit, amount=100_000 * n, ledger=JPY, code=20))
-        if n % 3 == 0:  # an ATM withdrawal: hold, then post on the ATM's acknowledgement
-            hold = demo_id(f"atm-hold:{n}")
-            transfers.append(Transfer(id=hold, debit_account_id=deposit, credit_account_id=atm, amount=20_000,
-                                      ledger=JPY, code=30, flags=int(TransferFlags.PENDING), timeout=60))
-            transfers.append(Transfer(id=demo_id(f"atm-post:{n}"), pending_id=hold,
-                                      flags=int(TransferFlags.POST_PENDING_TRANSFER)))
-            transfers.append(Transfer(id=demo_id(f"atm-fee:{n}"), debit_account_id=deposit,
-                                      credit_account_id=fees, amount=110, ledger=JPY, code=40))
-        if n % 5 == 0 and n < CUSTOMERS:
-            transfers.append(Transfer(id=demo_id(f"transfer:{n}->{n + 1}"), debit_account_id=deposit,
-                                      credit_account_id=demo_id(f"customer:{n + 1}:ordinary"), amount=12_345,
-                                      ledger=JPY, code=50))
-    outcomes = await ledger.create_transfers(transfers)
-    return {
-        "accounts_created": sum(1 for o in created if o.result.name == "OK"),
-        "transfers_created": sum(1 for o in outcomes if o.result.name == "OK"),
-        "transfers_already_there": sum(1 for o in outcomes if o.result.name == "EXISTS"),
-    }
+    await _in_chunks(transfers)
+    return {"customers": CUSTOMERS, "accounts": len(accounts), "transfers": len(transfers)}
+
+
+async def _customer_with_account(pool: asyncpg.Pool, bank: deposits.Deposits, n: int) -> int:
+    surname, surname_kana = SURNAMES[n % len(SURNAMES)]
+    given, given_kana = GIVEN[(n // len(SURNAMES)) % len(GIVEN)]
+    customer_id = demo_id(f"customer:{n}")
+    await customers.register_customer(pool, customers.NewCustomer(
+        id=customer_id, kind=customers.CustomerKind.INDIVIDUAL, name_kanji=f"{surname} {given}",
+        name_kana=f"{surname_kana} {given_kana}", birth_date=dt.date(1950 + n % 50, 1 + n % 12, 1 + n % 28),
+        contact=customers.Contact(phone=f"090{n:08d}", email=None, postal_code=f"{100 + n % 800:03d}-{n % 10000:04d}",
+                                  address=f"東京都千代田区丸の内{1 + n % 3}-{1 + n % 9}-{1 + n % 20}")))
+    await customers.record_identity_verification(pool, customer_id, demo_id(f"kyc:{n}"),
+                                                  customers.IdentityVerificationUpdate(
+                                                      customers.IdentityVerification.VERIFIED, dt.date(2024, 4, 1)))
+    account = await deposits.open_ordinary_account(bank, demo_id(f"open:{n}"), customer_id,
+                                                   BRANCHES[n % len(BRANCHES)])
+    await deposits.deposit_cash(bank, demo_id(f"deposit:{n}"), account.id, 10_000 * (1 + n % 50))
+    return account.id
+
+
+async def _in_chunks(work: Sequence[Callable[[], Awaitable[Any]]]) -> list[Any]:
+    results: list[Any] = []
+    for start in range(0, len(work), CONCURRENCY):
+        results.extend(await asyncio.gather(*(step() for step in work[start:start + CONCURRENCY])))
+    return results
