@@ -142,14 +142,20 @@ def verify() -> None:
 
 
 async def _verify(dsn: str) -> dict[str, object]:
+    """The ledger's invariants, then each product's agreement with the ledger."""
+    from kanjo.deposits import verify_deposits
     from kanjo.ledger import verify_ledger
     from kanjo.platform import db
 
     conn = await db.connect(dsn)
     try:
-        return await verify_ledger(conn)
+        report = await verify_ledger(conn)
+        products = {"deposits": await verify_deposits(conn)}
     finally:
         await conn.close()
+    report["products"] = products
+    report["ok"] = bool(report["ok"]) and all(p["ok"] for p in products.values())
+    return report
 
 
 @bench_app.command("ledger")

@@ -130,3 +130,24 @@ async def test_closing_needs_a_zero_balance_and_then_the_ledger_refuses(deposits
     finally:
         await conn.close()
     assert report["ok"], report
+
+
+async def test_verify_finds_a_product_account_that_disagrees_with_the_ledger(deposits: Deposits) -> None:
+    from kanjo.deposits import verify_deposits
+
+    healthy = await open_ordinary_account(deposits, rid(), rid(), "001")
+    tampered = await open_ordinary_account(deposits, rid(), rid(), "001")
+    conn = await db.connect(deposits.ledger.dsn)
+    try:
+        report = await verify_deposits(conn)
+        assert report["ok"] and report["accounts"] == 2, report
+        # closed in the product but still open in the ledger: money could still move
+        await conn.execute("UPDATE deposits.accounts SET status = 'closed', closed_on = $2 WHERE id = $1",
+                           tampered.id, TODAY)
+        report = await verify_deposits(conn)
+        assert not report["ok"] and report["checks"]["closed_in_both_or_neither"]["mismatched"] == 1
+        ledger_report = await verify_ledger(conn)
+        assert "2001" in ledger_report["trial_balance"]["392"]
+    finally:
+        await conn.close()
+    assert healthy.status is Status.ACTIVE

@@ -29,6 +29,7 @@ from kanjo.deposits.service import (
     transfer,
     withdraw_cash,
 )
+from kanjo.deposits.verify import verify_deposits
 
 __all__ = [
     "Action",
@@ -55,5 +56,6 @@ __all__ = [
     "open_ordinary_account",
     "statement",
     "transfer",
+    "verify_deposits",
     "withdraw_cash",
 ]

@@ -18,6 +18,7 @@ from kanjo.ledger.model import (
     TransferOutcome,
     TransferRecord,
 )
+from kanjo.ledger.store import read_accounts
 from kanjo.ledger.verify import verify_ledger
 
 __all__ = [
@@ -36,5 +37,6 @@ __all__ = [
     "TransferFlags",
     "TransferOutcome",
     "TransferRecord",
+    "read_accounts",
     "verify_ledger",
 ]

@@ -309,3 +309,8 @@ def ids_of(items: Iterable[Account | Transfer]) -> list[int]:
 
 def today(ns: int, tz: dt.tzinfo) -> dt.date:
     return dt.datetime.fromtimestamp(ns / 1e9, tz).date()
+
+
+async def read_accounts(conn: asyncpg.Connection, ids: Sequence[int]) -> list[Account]:
+    """Committed accounts by id, for readers that must not start a writer (verification, reports)."""
+    return await lookup_accounts(conn, ids)
