@@ -1,0 +1,295 @@
+"""Handlers of time deposits: place, mature what falls due (set-based, idempotent), withdraw early.
+
+Money moves only through the ledger. A placement's transfer id derives from the caller's request id;
+a settlement's transfer ids derive from (deposit id, generation, leg), so a maturity or an early
+withdrawal of one generation can be posted once only, however often it is run or retried.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+
+import asyncpg
+
+from kanjo.accounting import (
+    DEPOSIT_INTEREST_EXPENSE,
+    GUARDED_DEPOSIT_FLAGS,
+    JPY,
+    ORDINARY_DEPOSIT,
+    TIME_DEPOSIT,
+    WITHHOLDING_TAX_PAYABLE,
+    gl_account_id,
+)
+from kanjo.business_calendar import BankCalendar
+from kanjo.kernel.invariants import invariant
+from kanjo.kernel.limits import LimitReached, limits
+from kanjo.ledger import Account, CreateAccountResult, CreateTransferResult, Ledger, Transfer, TransferFlags
+from kanjo.time_deposits import store
+from kanjo.time_deposits.limits import MATURITIES_PER_BATCH_MAX, PRINCIPAL_MAX
+from kanjo.time_deposits.model import (
+    EARLY_PAYOUT_CODE,
+    INTEREST_CODE,
+    LOCAL_TAX_CODE,
+    MATURITY_PAYOUT_CODE,
+    NATIONAL_TAX_CODE,
+    PLACEMENT_CODE,
+    Action,
+    Instruction,
+    Refused,
+    Settlement,
+    Status,
+    TaxClass,
+    Term,
+    TimeDeposit,
+    renewed,
+    settle_at_maturity,
+    settle_early,
+    transition,
+)
+
+R = CreateTransferResult
+REQUEST_NAMESPACE = uuid.UUID("6b616e6a-6f00-4000-8000-74696d656470")
+# Answers that mean "this transfer is in the ledger": a replay may carry a later business date.
+POSTED = frozenset({R.OK, R.EXISTS, R.EXISTS_WITH_DIFFERENT_BUSINESS_DATE})
+
+
+@dataclass
+class TimeDeposits:
+    """The context's handle: its database pool, the ledger, the business date and the bank calendar."""
+
+    pool: asyncpg.Pool
+    ledger: Ledger
+    business_date: Callable[[], dt.date]
+    calendar: BankCalendar
+
+
+class NotFound(Exception):
+    pass
+
+
+def derived_id(request_id: int, leg: str) -> int:
+    """The id of what a request creates, the same on every retry of that request."""
+    return uuid.uuid5(REQUEST_NAMESPACE, f"{request_id:032x}:{leg}").int
+
+
+def settlement_transfer_id(deposit_id: int, generation: int, leg: str) -> int:
+    """One id per (deposit, generation, leg): a generation is settled once, by maturity or early withdrawal."""
+    return uuid.uuid5(REQUEST_NAMESPACE, f"{deposit_id:032x}:{generation}:{leg}").int
+
+
+# -- placement -------------------------------------------------------------------------------------------
+
+async def place_time_deposit(t: TimeDeposits, request_id: int, customer_id: int, funding_account_id: int,
+                             principal_minor: int, term_months: int, instruction: Instruction,
+                             tax_class: TaxClass = TaxClass.INDIVIDUAL) -> TimeDeposit:
+    """預入: principal from the customer's ordinary account to a new time-deposit account, at today's rate."""
+    term = Term(term_months)
+    if principal_minor > PRINCIPAL_MAX:
+        raise LimitReached(limits.get("time_deposit_principal_max_minor"), principal_minor)
+    if principal_minor < 1:
+        raise Refused("invalid_amount", "the principal must be at least ¥1")
+    today = t.business_date()
+    async with t.pool.acquire() as conn:
+        done = await store.request(conn, request_id)
+        if done is not None:
+            return await _replayed_placement(conn, done, customer_id, funding_account_id, principal_minor, term)
+        rate = (await store.rate_table(conn, today)).rate(term, principal_minor)
+    await _check_funding_account(t, customer_id, funding_account_id)
+    deposit_id = derived_id(request_id, "time-deposit")
+    [created] = await t.ledger.create_accounts([Account(
+        id=deposit_id, ledger=JPY, code=TIME_DEPOSIT.code, flags=GUARDED_DEPOSIT_FLAGS, user_data_128=customer_id)])
+    if created.result not in (CreateAccountResult.OK, CreateAccountResult.EXISTS):
+        raise RuntimeError(f"the ledger refused the time-deposit account: {created.result.name}")
+    placement = Transfer(id=derived_id(request_id, "place"), debit_account_id=funding_account_id,
+                         credit_account_id=deposit_id, amount=principal_minor, ledger=JPY, code=PLACEMENT_CODE,
+                         business_date=today)
+    [outcome] = await t.ledger.create_transfers([placement])
+    if outcome.result not in POSTED:
+        raise _refusal(outcome.result, principal_minor)
+    matures_on = term.maturity(today)
+    deposit = TimeDeposit(deposit_id, customer_id, funding_account_id, principal_minor, rate, term.months,
+                          tax_class, today, matures_on, t.calendar.next_business_day(matures_on, include_today=True),
+                          instruction, Status.PLACED, 1)
+    async with t.pool.acquire() as conn, conn.transaction():
+        await store.insert_deposit(conn, deposit)
+        await store.record_request(conn, request_id, "place", deposit_id)
+        stored = await store.deposit(conn, deposit_id)
+    invariant(stored is not None and stored.principal_minor == principal_minor, "the placement was recorded")
+    assert stored is not None
+    return stored
+
+
+async def _replayed_placement(conn: asyncpg.Connection, done: asyncpg.Record, customer_id: int,
+                              funding_account_id: int, principal_minor: int, term: Term) -> TimeDeposit:
+    """A retried placement answers the deposit it made (which may since have been renewed or settled)."""
+    existing = await store.deposit(conn, done["deposit_id"])
+    invariant(existing is not None, "a recorded request names its deposit")
+    assert existing is not None
+    same = (done["kind"] == "place" and existing.customer_id == customer_id
+            and existing.ordinary_account_id == funding_account_id and existing.term_months == term.months
+            and (existing.generation > 1 or existing.principal_minor == principal_minor))
+    if not same:
+        raise Refused("request_reused", "this request id was already used for a different request")
+    return existing
+
+
+async def _check_funding_account(t: TimeDeposits, customer_id: int, account_id: int) -> None:
+    found = await t.ledger.lookup_accounts([account_id])
+    if not found or found[0].code != ORDINARY_DEPOSIT.code:
+        raise NotFound(f"no ordinary deposit account {uuid.UUID(int=account_id)}")
+    if found[0].user_data_128 != customer_id:
+        raise Refused("not_the_customers_account", "the funding account belongs to another customer")
+
+
+def _refusal(result: CreateTransferResult, amount_minor: int) -> Refused:
+    name = result.name.lower()
+    if name.startswith("exists_with_different_"):
+        return Refused("request_reused", f"this request id was already used with a different"
+                       f" {name.removeprefix('exists_with_different_')}")
+    if result is R.EXCEEDS_CREDITS:
+        return Refused("insufficient_funds", f"the ordinary account's balance is less than ¥{amount_minor:,}")
+    if result in (R.DEBIT_ACCOUNT_ALREADY_CLOSED, R.CREDIT_ACCOUNT_ALREADY_CLOSED):
+        return Refused("account_closed", "the ordinary account is closed")
+    if result in (R.DEBIT_ACCOUNT_NOT_FOUND, R.CREDIT_ACCOUNT_NOT_FOUND):
+        return Refused("unknown_account", "an account of the movement is not in the ledger")
+    return Refused(name, f"the ledger refused the posting: {name}")
+
+
+# -- reads -----------------------------------------------------------------------------------------------
+
+async def get_time_deposit(t: TimeDeposits, deposit_id: int) -> TimeDeposit:
+    async with t.pool.acquire() as conn:
+        found = await store.deposit(conn, deposit_id)
+    if found is None:
+        raise NotFound(f"no time deposit {uuid.UUID(int=deposit_id)}")
+    return found
+
+
+async def time_deposits_of_customer(t: TimeDeposits, customer_id: int) -> list[TimeDeposit]:
+    async with t.pool.acquire() as conn:
+        return await store.deposits_of_customer(conn, customer_id)
+
+
+async def overdue_unprocessed(t: TimeDeposits, on: dt.date) -> int:
+    """For `kanjo verify`: placed deposits whose payment day passed before `on` without processing."""
+    async with t.pool.acquire() as conn:
+        return await store.count_overdue(conn, on)
+
+
+# -- settlement (maturity and early withdrawal) ---------------------------------------------------------
+
+def _settlement_chain(d: TimeDeposit, s: Settlement, early: bool) -> list[Transfer]:
+    """The deposit's linked chain: interest in, taxes out, payout; zero legs are left out."""
+    invariant(s.principal_minor + s.interest_minor - s.tax.total_minor - s.paid_out_minor
+              == s.renewed_principal_minor, "a settlement conserves every yen")
+    prefix = "early-" if early else ""
+    payout_code = EARLY_PAYOUT_CODE if early else MATURITY_PAYOUT_CODE
+    legs = [
+        ("interest", gl_account_id(DEPOSIT_INTEREST_EXPENSE), d.id, s.interest_minor, INTEREST_CODE),
+        ("national-tax", d.id, gl_account_id(WITHHOLDING_TAX_PAYABLE), s.tax.national_minor, NATIONAL_TAX_CODE),
+        ("local-tax", d.id, gl_account_id(WITHHOLDING_TAX_PAYABLE), s.tax.local_minor, LOCAL_TAX_CODE),
+        ("payout", d.id, d.ordinary_account_id, s.paid_out_minor, payout_code),
+    ]
+    chain = [Transfer(id=settlement_transfer_id(d.id, d.generation, prefix + leg), debit_account_id=debit,
+                      credit_account_id=credit, amount=amount, ledger=JPY, code=code, user_data_128=d.id,
+                      user_data_32=d.generation)
+             for leg, debit, credit, amount, code in legs if amount > 0]
+    for transfer in chain[:-1]:
+        transfer.flags = int(TransferFlags.LINKED)
+    return chain
+
+
+@dataclass
+class MaturityRun:
+    """What one run of maturity processing did on a business date."""
+
+    business_date: dt.date
+    renewed: int = 0
+    paid_out: int = 0
+    failed: list[tuple[int, str]] = field(default_factory=list)  # (deposit id, reason): left placed
+
+
+async def mature_due(t: TimeDeposits, business_date: dt.date | None = None) -> MaturityRun:
+    """Settle every placed deposit payable on or before the business date, in batches; idempotent."""
+    day = business_date or t.business_date()
+    run = MaturityRun(day)
+    async with t.pool.acquire() as conn:
+        rates = await store.rate_table(conn, day)
+    after_id = 0
+    while True:
+        async with t.pool.acquire() as conn, conn.transaction():
+            due = await store.due_for_update(conn, day, after_id, MATURITIES_PER_BATCH_MAX)
+            if not due:
+                return run
+            after_id = due[-1].id
+            limits.observe("time_deposit_maturities_per_batch_max", len(due))
+            plans: list[tuple[TimeDeposit, Settlement, TimeDeposit, list[Transfer]]] = []
+            for d in due:
+                s = settle_at_maturity(d)
+                try:
+                    after = _after_maturity(t, d, s, rates.rate(d.term, s.renewed_principal_minor)
+                                            if s.renewed_principal_minor else None, day)
+                except Refused as exc:
+                    run.failed.append((d.id, str(exc)))
+                    continue
+                for transfer in (chain := _settlement_chain(d, s, early=False)):
+                    transfer.business_date = day
+                plans.append((d, s, after, chain))
+            outcomes = iter(await t.ledger.create_transfers([x for p in plans for x in p[3]]))
+            settled = []
+            for d, s, after, chain in plans:
+                results = [next(outcomes).result for _ in chain]
+                if all(r in POSTED for r in results):
+                    settled.append((d, s, after))
+                    run.renewed += after.status is Status.PLACED
+                    run.paid_out += after.status is Status.MATURED
+                else:
+                    run.failed.append((d.id, next(r for r in results if r not in POSTED).name.lower()))
+            await store.record_settlements(conn, "maturity", day, settled)
+            if len(due) < MATURITIES_PER_BATCH_MAX:
+                return run
+
+
+def _after_maturity(t: TimeDeposits, d: TimeDeposit, s: Settlement, renewal_rate: Decimal | None,
+                    day: dt.date) -> TimeDeposit:
+    if s.renewed_principal_minor == 0:
+        return replace(d, status=transition(d.status, Action.PAY_OUT_AT_MATURITY), closed_on=day)
+    invariant(renewal_rate is not None, "a renewal has its rate")
+    assert renewal_rate is not None
+    next_matures_on = d.term.maturity(d.matures_on)
+    return renewed(d, s, renewal_rate, t.calendar.next_business_day(next_matures_on, include_today=True))
+
+
+async def withdraw_early(t: TimeDeposits, request_id: int, deposit_id: int) -> Settlement:
+    """中途解約 on the business date: principal and interest at the early-withdrawal rate, less tax."""
+    async with t.pool.acquire() as conn, conn.transaction():
+        done = await store.request(conn, request_id)
+        if done is not None:
+            if done["kind"] != "withdraw_early" or done["deposit_id"] != deposit_id:
+                raise Refused("request_reused", "this request id was already used for another request")
+            d = await store.deposit(conn, deposit_id)
+            assert d is not None
+            answered = await store.settlement(conn, deposit_id, d.generation)
+            invariant(answered is not None, "a recorded early withdrawal has its settlement")
+            assert answered is not None
+            return answered
+        d = await store.deposit(conn, deposit_id, for_update=True)
+        if d is None:
+            raise NotFound(f"no time deposit {uuid.UUID(int=deposit_id)}")
+        day = t.business_date()
+        s = settle_early(d, day)  # refuses a deposit that is not placed, or already at maturity
+        after = replace(d, status=transition(d.status, Action.WITHDRAW_EARLY), closed_on=day)
+        chain = _settlement_chain(d, s, early=True)
+        for transfer in chain:
+            transfer.business_date = day
+        outcomes = await t.ledger.create_transfers(chain)
+        failed = [o.result for o in outcomes if o.result not in POSTED]
+        if failed:
+            raise _refusal(failed[0], s.paid_out_minor)
+        await store.record_settlements(conn, "early", day, [(d, s, after)])
+        await store.record_request(conn, request_id, "withdraw_early", deposit_id)
+    return s
