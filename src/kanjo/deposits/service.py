@@ -61,7 +61,7 @@ class Deposits:
 
 
 class NotFound(Exception):
-    pass
+    """No deposit account or branch with that id or number."""
 
 
 def derived_id(request_id: int, leg: str) -> int:

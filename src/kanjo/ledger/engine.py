@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import datetime as dt
 import heapq
 import os
@@ -283,10 +284,8 @@ class Ledger:
                         break
                     continue
                 self._wakeup.clear()
-                try:
+                with contextlib.suppress(TimeoutError):  # a timeout is the sweep's tick
                     await asyncio.wait_for(self._wakeup.wait(), timeout=self._sweep_timeout())
-                except TimeoutError:
-                    pass
                 if self._linger_s and self._intake:
                     await asyncio.sleep(self._linger_s)
             if inflight is not None and not self._pipelining():
@@ -313,10 +312,9 @@ class Ledger:
                 continue
             except _WRITER_ERRORS as exc:
                 if inflight is not None:  # the apply failed while the previous batch was committing
-                    try:
+                    # _settle fails that batch's callers itself; the reconnect below handles the cause
+                    with contextlib.suppress(*_WRITER_ERRORS):
                         await self._settle(inflight, None)
-                    except _WRITER_ERRORS:
-                        pass
                     inflight = None
                 if applied is not None:
                     self._undo(applied)
@@ -439,10 +437,8 @@ class Ledger:
         self._reset_state()
         for conn in (self._conn, self._reader):
             if conn is not None:
-                try:
+                with contextlib.suppress(Exception):  # already broken: nothing left to close cleanly
                     conn.terminate()
-                except Exception:
-                    pass
         self._conn = None
         self._reader = None
 

@@ -40,7 +40,7 @@ SERVER_SETTINGS = {
 
 
 class EmbeddedPostgresError(RuntimeError):
-    pass
+    """The embedded server could not be initialised, started or reached; the message says why."""
 
 
 def _bin_dir() -> Path:

@@ -68,7 +68,7 @@ class TimeDeposits:
 
 
 class NotFound(Exception):
-    pass
+    """No time deposit (or account) with that id."""
 
 
 def derived_id(request_id: int, leg: str) -> int:
