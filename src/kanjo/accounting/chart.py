@@ -34,7 +34,6 @@ class GLAccount:
 # Codes used for ledger accounts. Customer-facing product accounts use the product codes below.
 CASH_VAULT = GLAccount(1001, "現金", "cash in vault", Kind.ASSET)
 ATM_CASH = GLAccount(1002, "ATM現金", "cash in ATMs", Kind.ASSET)
-OVERDRAFT_RECEIVABLE = GLAccount(1301, "当座貸越（総合口座）", "overdrafts receivable", Kind.ASSET)
 SUSPENSE_DEBIT = GLAccount(1901, "仮払金", "suspense (debit)", Kind.ASSET)
 WITHHOLDING_TAX_PAYABLE = GLAccount(2601, "預り源泉税", "withholding tax payable", Kind.LIABILITY)
 SUSPENSE_CREDIT = GLAccount(2901, "仮受金", "suspense (credit)", Kind.LIABILITY)
@@ -43,14 +42,16 @@ FEE_INCOME = GLAccount(4001, "役務取引等収益", "fee income", Kind.INCOME)
 LOAN_INTEREST_INCOME = GLAccount(4101, "貸出金利息", "loan interest income", Kind.INCOME)
 DEPOSIT_INTEREST_EXPENSE = GLAccount(5001, "預金利息", "deposit interest expense", Kind.EXPENSE)
 
-INTERNAL = (CASH_VAULT, ATM_CASH, OVERDRAFT_RECEIVABLE, SUSPENSE_DEBIT, WITHHOLDING_TAX_PAYABLE,
+INTERNAL = (CASH_VAULT, ATM_CASH, SUSPENSE_DEBIT, WITHHOLDING_TAX_PAYABLE,
             SUSPENSE_CREDIT, ACCOUNT_CLOSURES, FEE_INCOME, LOAN_INTEREST_INCOME, DEPOSIT_INTEREST_EXPENSE)
 
 # Product codes of customers' accounts (ledger `code`), by subject (科目).
 ORDINARY_DEPOSIT = GLAccount(2001, "普通預金", "ordinary deposits", Kind.LIABILITY)
 TIME_DEPOSIT = GLAccount(2101, "定期預金", "time deposits", Kind.LIABILITY)
+# One overdraft account per 総合口座 (its automatic overdraft, 自動貸越) and one per card-loan contract.
+OVERDRAFT_RECEIVABLE = GLAccount(1301, "総合口座貸越", "overdrafts of general accounts", Kind.ASSET)
 CARD_LOAN = GLAccount(1302, "カードローン", "card loans", Kind.ASSET)
-PRODUCTS = (ORDINARY_DEPOSIT, TIME_DEPOSIT, CARD_LOAN)
+PRODUCTS = (ORDINARY_DEPOSIT, TIME_DEPOSIT, OVERDRAFT_RECEIVABLE, CARD_LOAN)
 BY_CODE = {a.code: a for a in (*INTERNAL, *PRODUCTS)}
 
 

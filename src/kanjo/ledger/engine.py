@@ -653,6 +653,14 @@ class Ledger:
         async with self._read() as conn:
             return await store.lookup_accounts(conn, list(ids))
 
+    async def scan_accounts(self, *, ledger: int, code: int, after_id: int = 0,
+                            limit: int = PAGE_ROWS_MAX) -> list[Account]:
+        """One page of the accounts with this ledger and code, in id order after `after_id` (for day-end jobs)."""
+        if limit > PAGE_ROWS_MAX:
+            raise LimitReached(limits.get("ledger_page_rows_max"), limit)
+        async with self._read() as conn:
+            return await store.accounts_by_code(conn, ledger, code, after_id, limit)
+
     async def lookup_transfers(self, ids: Sequence[int]) -> list[Transfer]:
         self._check_ids(ids)
         async with self._read() as conn:

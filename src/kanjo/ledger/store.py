@@ -311,6 +311,15 @@ def today(ns: int, tz: dt.tzinfo) -> dt.date:
     return dt.datetime.fromtimestamp(ns / 1e9, tz).date()
 
 
+async def accounts_by_code(conn: asyncpg.Connection, ledger: int, code: int, after_id: int,
+                           limit: int) -> list[Account]:
+    """Accounts of one (ledger, code) in id order after `after_id`: a product's whole book, page by page."""
+    rows = await conn.fetch(
+        f"SELECT {_ACCOUNT_SELECT} FROM ledger.accounts WHERE ledger = $1 AND code = $2 AND id > $3::uuid"
+        " ORDER BY id LIMIT $4", ledger, code, after_id, limit)
+    return [account_from_row(r) for r in rows]
+
+
 async def read_accounts(conn: asyncpg.Connection, ids: Sequence[int]) -> list[Account]:
     """Committed accounts by id, for readers that must not start a writer (verification, reports)."""
     return await lookup_accounts(conn, ids)
