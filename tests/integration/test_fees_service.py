@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.resources
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -52,27 +51,8 @@ class Bank:
     deposits: Deposits
 
 
-async def _apply_fees_schema(dsn: str) -> None:
-    """The fees migration is not in kanjo.platform.migrations.CONTEXTS yet: apply it here."""
-    conn = await db.connect(dsn)
-    try:
-        folder = importlib.resources.files("kanjo.fees") / "migrations"
-        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-            if entry.name.endswith(".sql"):
-                await conn.execute(entry.read_text(encoding="utf-8"))
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 async def bank(ledger_dsn: str) -> AsyncIterator[Bank]:
-    conn = await db.connect(ledger_dsn)
-    try:
-        applied = await conn.fetchval("SELECT to_regclass('fees.charges') IS NOT NULL")
-    finally:
-        await conn.close()
-    if not applied:
-        await _apply_fees_schema(ledger_dsn)
     ledger = await Ledger.start(ledger_dsn, business_date=lambda: TODAY)
     await ensure_chart(ledger)
     assert ledger.pool is not None

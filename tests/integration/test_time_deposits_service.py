@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.resources
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -62,14 +61,6 @@ class Bank:
 
 @pytest.fixture
 async def bank(ledger_dsn: str) -> AsyncIterator[Bank]:
-    # "time_deposits" is not in kanjo.platform.migrations.CONTEXTS yet: apply its schema here.
-    sql = (importlib.resources.files("kanjo.time_deposits") / "migrations" / "001_time_deposits.sql").read_text(
-        encoding="utf-8")
-    conn = await db.connect(ledger_dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
     today = [PLACED]
     ledger = await Ledger.start(ledger_dsn, business_date=lambda: today[0])
     await ensure_chart(ledger)
