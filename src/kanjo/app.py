@@ -5,11 +5,14 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 
 from kanjo import __version__
+from kanjo.business_calendar import BankCalendar
 from kanjo.business_calendar.api import router as calendar_router
 from kanjo.customers import account_opening_refusal
 from kanjo.customers.api import router as customers_router
 from kanjo.deposits import Deposits
 from kanjo.deposits.api import router as deposits_router
+from kanjo.fees import Fees
+from kanjo.fees.api import router as fees_router
 from kanjo.ledger import Ledger, LedgerBusy, LedgerUnavailable
 from kanjo.ledger.api import router as ledger_router
 from kanjo.platform.http import (
@@ -18,6 +21,8 @@ from kanjo.platform.http import (
     install_error_handlers,
     install_operational_routes,
 )
+from kanjo.time_deposits import TimeDeposits
+from kanjo.time_deposits.api import router as time_deposits_router
 
 
 def create_app(ledger: Ledger | None) -> FastAPI:
@@ -38,6 +43,10 @@ def create_app(ledger: Ledger | None) -> FastAPI:
 
         app.state.deposits = Deposits(pool=pool, ledger=ledger, business_date=ledger.business_date,
                                       customer_check=customer_check)
+        calendar = BankCalendar()
+        app.state.time_deposits = TimeDeposits(pool=pool, ledger=ledger, business_date=ledger.business_date,
+                                               calendar=calendar)
+        app.state.fees = Fees(pool=pool, ledger=ledger, business_date=ledger.business_date, calendar=calendar)
     app.add_middleware(BodySizeLimit)
     install_error_handlers(app, busy=(LedgerBusy,), unavailable=(LedgerUnavailable,))
     install_operational_routes(app)
@@ -45,6 +54,8 @@ def create_app(ledger: Ledger | None) -> FastAPI:
     app.include_router(calendar_router)
     app.include_router(customers_router)
     app.include_router(deposits_router)
+    app.include_router(time_deposits_router)
+    app.include_router(fees_router)
 
     @app.get("/healthz", tags=["operations"], summary="The process answers")
     async def healthz() -> dict[str, str]:
