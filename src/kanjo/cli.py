@@ -142,20 +142,17 @@ def verify() -> None:
 
 
 async def _verify(dsn: str) -> dict[str, object]:
-    """The ledger's invariants, then each product's agreement with the ledger."""
-    from kanjo.deposits import verify_deposits
-    from kanjo.ledger import verify_ledger
+    """The ledger's invariants, then each product's agreement with the ledger, as of today's business date."""
+    from kanjo.books import verify_books
+    from kanjo.business_calendar import BankCalendar, business_date_of
+    from kanjo.kernel import SystemClock
     from kanjo.platform import db
 
     conn = await db.connect(dsn)
     try:
-        report = await verify_ledger(conn)
-        products = {"deposits": await verify_deposits(conn)}
+        return await verify_books(conn, business_date_of(SystemClock(), BankCalendar()))
     finally:
         await conn.close()
-    report["products"] = products
-    report["ok"] = bool(report["ok"]) and all(p["ok"] for p in products.values())
-    return report
 
 
 @bench_app.command("ledger")

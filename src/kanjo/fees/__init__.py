@@ -32,6 +32,7 @@ from kanjo.fees.service import (
     quote,
     refund_fees,
 )
+from kanjo.fees.verify import verify_fees
 
 __all__ = [
     "CODE_LABELS",
@@ -62,4 +63,5 @@ __all__ = [
     "quote",
     "quote_fee",
     "refund_fees",
+    "verify_fees",
 ]

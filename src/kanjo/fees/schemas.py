@@ -125,7 +125,8 @@ class RuleOut(BaseModel):
     @classmethod
     def of(cls, r: Rule) -> RuleOut:
         return cls(rule_id=r.rule_id, kind=r.kind.value, channel=r.channel.value, fee=r.fee_minor,
-                   day_types=sorted(d.value for d in r.day_types), time_from=_hhmm(r.time_from), time_until=_hhmm(r.time_until),
+                   day_types=sorted(d.value for d in r.day_types), time_from=_hhmm(r.time_from),
+                   time_until=_hhmm(r.time_until),
                    amount_min=r.amount_min_minor, amount_below=r.amount_below_minor)
 
 

@@ -30,6 +30,7 @@ from kanjo.time_deposits.service import (
     time_deposits_of_customer,
     withdraw_early,
 )
+from kanjo.time_deposits.verify import verify_time_deposits
 
 __all__ = [
     "Action",
@@ -56,6 +57,7 @@ __all__ = [
     "overdue_unprocessed",
     "place_time_deposit",
     "time_deposits_of_customer",
+    "verify_time_deposits",
     "withdraw_early",
     "withholding_tax",
 ]

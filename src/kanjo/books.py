@@ -1,0 +1,27 @@
+"""Verification of the whole bank's books: the ledger's invariants, then each product's agreement with the ledger."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import asyncpg
+
+from kanjo.deposits import verify_deposits
+from kanjo.fees import verify_fees
+from kanjo.ledger import verify_ledger
+from kanjo.time_deposits import verify_time_deposits
+
+
+async def verify_books(conn: asyncpg.Connection, business_date: dt.date) -> dict[str, Any]:
+    """One report; `ok` only when the ledger and every product hold."""
+    report = await verify_ledger(conn)
+    products = {
+        "deposits": await verify_deposits(conn),
+        "time_deposits": await verify_time_deposits(conn, business_date),
+        "fees": await verify_fees(conn),
+    }
+    report["products"] = products
+    report["business_date"] = str(business_date)
+    report["ok"] = bool(report["ok"]) and all(p["ok"] for p in products.values())
+    return report
