@@ -5,13 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 
 from kanjo import __version__
-from kanjo.business_calendar import BankCalendar
+from kanjo.bank import build_bank
 from kanjo.business_calendar.api import router as calendar_router
-from kanjo.customers import account_opening_refusal
 from kanjo.customers.api import router as customers_router
-from kanjo.deposits import Deposits
 from kanjo.deposits.api import router as deposits_router
-from kanjo.fees import Fees
 from kanjo.fees.api import router as fees_router
 from kanjo.ledger import Ledger, LedgerBusy, LedgerUnavailable
 from kanjo.ledger.api import router as ledger_router
@@ -21,7 +18,6 @@ from kanjo.platform.http import (
     install_error_handlers,
     install_operational_routes,
 )
-from kanjo.time_deposits import TimeDeposits
 from kanjo.time_deposits.api import router as time_deposits_router
 
 
@@ -35,18 +31,11 @@ def create_app(ledger: Ledger | None) -> FastAPI:
     )
     app.state.ledger = ledger
     if ledger is not None:
-        pool = ledger.pool
-        assert pool is not None
-
-        async def customer_check(customer_id: int) -> str | None:
-            return await account_opening_refusal(pool, customer_id)
-
-        app.state.deposits = Deposits(pool=pool, ledger=ledger, business_date=ledger.business_date,
-                                      customer_check=customer_check)
-        calendar = BankCalendar()
-        app.state.time_deposits = TimeDeposits(pool=pool, ledger=ledger, business_date=ledger.business_date,
-                                               calendar=calendar)
-        app.state.fees = Fees(pool=pool, ledger=ledger, business_date=ledger.business_date, calendar=calendar)
+        bank = build_bank(ledger)
+        app.state.bank = bank
+        app.state.deposits = bank.deposits
+        app.state.time_deposits = bank.time_deposits
+        app.state.fees = bank.fees
     app.add_middleware(BodySizeLimit)
     install_error_handlers(app, busy=(LedgerBusy,), unavailable=(LedgerUnavailable,))
     install_operational_routes(app)
