@@ -96,7 +96,7 @@ async def _serve(settings: Settings, dsn: str, host: str, port: int, demo: bool)
     try:
         await ensure_chart(ledger)
         app = create_app(ledger)
-        loaded = await load_demo(ledger, ledger.pool, app.state.deposits) if demo else None
+        loaded = await load_demo(app.state.bank) if demo else None
         server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                                access_log=False, lifespan="off"))
         base = f"http://{host}:{port}"

@@ -1,4 +1,4 @@
-"""A demo bank for `make run`: a few thousand customers across branches with accounts and money. Idempotent.
+"""A demo bank for `make run`: a few thousand customers across branches with every product. Idempotent.
 
 Every id derives from a name, so a second `make run` replays the same requests and changes nothing.
 """
@@ -14,9 +14,9 @@ from typing import Any
 
 import asyncpg
 
-from kanjo import customers, deposits
+from kanjo import customers, deposits, fees, time_deposits
 from kanjo.accounting import ensure_chart
-from kanjo.ledger import Ledger
+from kanjo.bank import Bank
 
 DEMO_NAMESPACE = uuid.UUID("6b616e6a-6f00-4000-8000-64656d6f0000")
 CUSTOMERS = 2_000
@@ -32,16 +32,44 @@ def demo_id(name: str) -> int:
     return uuid.uuid5(DEMO_NAMESPACE, name).int
 
 
-async def load_demo(ledger: Ledger, pool: asyncpg.Pool, bank: deposits.Deposits) -> dict[str, int]:
-    await ensure_chart(ledger)
-    accounts = await _in_chunks([partial(_customer_with_account, pool, bank, n) for n in range(1, CUSTOMERS + 1)])
+async def load_demo(bank: Bank, customer_count: int = CUSTOMERS) -> dict[str, int]:
+    await ensure_chart(bank.ledger)
+    pool = bank.deposits.pool
+    accounts = await _in_chunks([partial(_customer_with_account, pool, bank.deposits, n)
+                                 for n in range(1, customer_count + 1)])
     transfers = [
-        partial(deposits.transfer, bank, demo_id(f"transfer:{n}"), accounts[n - 1], accounts[n % CUSTOMERS],
+        partial(deposits.transfer, bank.deposits, demo_id(f"transfer:{n}"), accounts[n - 1], accounts[n % customer_count],
                 1_000 * (n % 7 + 1))
-        for n in range(1, CUSTOMERS + 1, 5)
+        for n in range(1, customer_count + 1, 5)
     ]
     await _in_chunks(transfers)
-    return {"customers": CUSTOMERS, "accounts": len(accounts), "transfers": len(transfers)}
+    placed = await _in_chunks([partial(_time_deposit, bank, n, accounts[n - 1]) for n in range(4, customer_count + 1, 4)])
+    charged = await _in_chunks([partial(_atm_fee, bank, n, accounts[n - 1]) for n in range(3, customer_count + 1, 10)])
+    return {"customers": customer_count, "accounts": len(accounts), "transfers": len(transfers),
+            "time_deposits": len(placed), "fees": sum(1 for c in charged if c is not None)}
+
+
+TERMS = (1, 3, 6, 12, 24, 36, 60, 120)
+INSTRUCTIONS = tuple(time_deposits.Instruction)
+
+
+async def _time_deposit(bank: Bank, n: int, account_id: int) -> int:
+    """Every fourth customer: savings moved in, then a time deposit of most of them."""
+    account = await deposits.get_account(bank.deposits, account_id)
+    principal = 500_000 * (1 + n % 8)
+    await deposits.deposit_cash(bank.deposits, demo_id(f"savings:{n}"), account_id, principal)
+    d = await time_deposits.place_time_deposit(
+        bank.time_deposits, demo_id(f"time-deposit:{n}"), account.customer_id, account_id, principal,
+        TERMS[n % len(TERMS)], INSTRUCTIONS[n % len(INSTRUCTIONS)])
+    return d.id
+
+
+async def _atm_fee(bank: Bank, n: int, account_id: int) -> int | None:
+    """Every tenth customer used a convenience-store ATM one evening: ¥220."""
+    at = dt.datetime(2026, 4, 10, 20, 0, tzinfo=dt.timezone(dt.timedelta(hours=9)))
+    q = fees.quote(bank.fees, fees.Channel.ATM_CONVENIENCE, fees.Kind.WITHDRAWAL, 10_000, at)
+    charged = await fees.charge_fee(bank.fees, demo_id(f"fee:{n}"), account_id, q, at)
+    return charged.fee_id if charged else None
 
 
 async def _customer_with_account(pool: asyncpg.Pool, bank: deposits.Deposits, n: int) -> int:
