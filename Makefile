@@ -27,6 +27,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	@mkdir -p bench-results
 	$(BIN)/kanjo bench ledger --json | tee bench-results/ledger.jsonl
+	$(BIN)/kanjo bench products --json | tee bench-results/products.jsonl
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

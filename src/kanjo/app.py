@@ -9,9 +9,12 @@ from kanjo.bank import build_bank
 from kanjo.business_calendar.api import router as calendar_router
 from kanjo.customers.api import router as customers_router
 from kanjo.deposits.api import router as deposits_router
+from kanjo.deposits.overdraft_api import router as overdraft_router
+from kanjo.deposits.passbook_api import router as passbook_router
 from kanjo.fees.api import router as fees_router
 from kanjo.ledger import Ledger, LedgerBusy, LedgerUnavailable
 from kanjo.ledger.api import router as ledger_router
+from kanjo.loans.api import router as loans_router
 from kanjo.platform.http import (
     BodySizeLimit,
     FastJSONResponse,
@@ -36,6 +39,7 @@ def create_app(ledger: Ledger | None) -> FastAPI:
         app.state.deposits = bank.deposits
         app.state.time_deposits = bank.time_deposits
         app.state.fees = bank.fees
+        app.state.loans = bank.loans
     app.add_middleware(BodySizeLimit)
     install_error_handlers(app, busy=(LedgerBusy,), unavailable=(LedgerUnavailable,))
     install_operational_routes(app)
@@ -43,8 +47,11 @@ def create_app(ledger: Ledger | None) -> FastAPI:
     app.include_router(calendar_router)
     app.include_router(customers_router)
     app.include_router(deposits_router)
+    app.include_router(overdraft_router)
+    app.include_router(passbook_router)
     app.include_router(time_deposits_router)
     app.include_router(fees_router)
+    app.include_router(loans_router)
 
     @app.get("/healthz", tags=["operations"], summary="The process answers")
     async def healthz() -> dict[str, str]:

@@ -9,9 +9,13 @@ from dataclasses import dataclass
 from kanjo.business_calendar import BankCalendar
 from kanjo.customers import account_opening_refusal
 from kanjo.deposits import CustomerCheck, Deposits
+from kanjo.fees import CODE_LABELS as FEE_LABELS
 from kanjo.fees import Fees
 from kanjo.ledger import Ledger
-from kanjo.time_deposits import TimeDeposits
+from kanjo.loans import CODE_LABELS as LOAN_LABELS
+from kanjo.loans import Loans
+from kanjo.time_deposits import CODE_LABELS as TIME_DEPOSIT_LABELS
+from kanjo.time_deposits import TimeDeposits, pledges
 
 
 @dataclass
@@ -22,6 +26,7 @@ class Bank:
     deposits: Deposits
     time_deposits: TimeDeposits
     fees: Fees
+    loans: Loans
 
 
 def build_bank(ledger: Ledger, calendar: BankCalendar | None = None,
@@ -38,9 +43,15 @@ def build_bank(ledger: Ledger, calendar: BankCalendar | None = None,
     async def customers_say(customer_id: int) -> str | None:
         return await account_opening_refusal(pool, customer_id)
 
-    deposits = Deposits(pool=pool, ledger=ledger, business_date=today, customer_check=customer_check or customers_say)
+    # A 総合口座's overdraft is secured by the time deposits attached to it (read on the locking connection).
+    deposits = Deposits(pool=pool, ledger=ledger, business_date=today,
+                        customer_check=customer_check or customers_say, collateral=pledges)
+    # How statements and passbooks name the other contexts' transfers (定期預入, 手数料, カードローン借入…).
+    deposits.labels = {**deposits.labels, **TIME_DEPOSIT_LABELS, **FEE_LABELS, **LOAN_LABELS}
     return Bank(
         ledger=ledger, calendar=calendar, business_date=today, deposits=deposits,
         time_deposits=TimeDeposits(pool=pool, ledger=ledger, business_date=today, calendar=calendar),
         fees=Fees(pool=pool, ledger=ledger, business_date=today, calendar=calendar),
+        loans=Loans(pool=pool, ledger=ledger, deposits=deposits, business_date=today, calendar=calendar,
+                    customer_check=customer_check or customers_say),
     )

@@ -10,16 +10,18 @@ import asyncpg
 from kanjo.deposits import verify_deposits
 from kanjo.fees import verify_fees
 from kanjo.ledger import verify_ledger
-from kanjo.time_deposits import verify_time_deposits
+from kanjo.loans import verify_loans
+from kanjo.time_deposits import pledges, verify_time_deposits
 
 
 async def verify_books(conn: asyncpg.Connection, business_date: dt.date) -> dict[str, Any]:
     """One report; `ok` only when the ledger and every product hold."""
     report = await verify_ledger(conn)
     products = {
-        "deposits": await verify_deposits(conn),
+        "deposits": await verify_deposits(conn, collateral=pledges),
         "time_deposits": await verify_time_deposits(conn, business_date),
         "fees": await verify_fees(conn),
+        "loans": await verify_loans(conn, on=business_date),
     }
     report["products"] = products
     report["business_date"] = str(business_date)

@@ -181,6 +181,26 @@ def bench_ledger(
                               scenarios=[s.strip() for s in scenarios.split(",") if s.strip()], emit=emit))
 
 
+
+@bench_app.command("products")
+def bench_products(
+    json_output: Annotated[bool, typer.Option("--json", help="JSON lines on stdout (the only format)")] = True,
+    accounts: Annotated[int, typer.Option(min=1, max=79_999_992, help="ordinary deposit accounts")] = 1_000_000,
+    time_deposits: Annotated[int, typer.Option(min=0, help="time deposits falling due on one day")] = 250_000,
+) -> None:
+    """Day-end jobs at scale: ordinary-deposit interest accrual and payout, time-deposit maturity (verified)."""
+    from kanjo.bench import products as products_bench
+
+    settings = load_settings()
+
+    def emit(obj: dict) -> None:
+        print(json.dumps(obj), flush=True)
+
+    with database(settings) as dsn:
+        server_dsn = dsn.rpartition("/")[0] + "/postgres"
+        _run(products_bench.run_products_bench(dsn=server_dsn, accounts=accounts, time_deposits=time_deposits,
+                                               emit=emit))
+
 def main() -> None:
     try:
         app()

@@ -9,12 +9,13 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
 import asyncpg
 
-from kanjo import customers, deposits, fees, time_deposits
+from kanjo import customers, deposits, fees, loans, time_deposits
 from kanjo.accounting import ensure_chart
 from kanjo.bank import Bank
 
@@ -34,19 +35,19 @@ def demo_id(name: str) -> int:
 
 async def load_demo(bank: Bank, customer_count: int = CUSTOMERS) -> dict[str, int]:
     await ensure_chart(bank.ledger)
-    pool = bank.deposits.pool
-    accounts = await _in_chunks([partial(_customer_with_account, pool, bank.deposits, n)
-                                 for n in range(1, customer_count + 1)])
-    transfers = [
-        partial(deposits.transfer, bank.deposits, demo_id(f"transfer:{n}"), accounts[n - 1], accounts[n % customer_count],
-                1_000 * (n % 7 + 1))
-        for n in range(1, customer_count + 1, 5)
-    ]
+    d, n_max = bank.deposits, customer_count
+    accounts = await _in_chunks([partial(_customer_with_account, d.pool, d, n) for n in range(1, n_max + 1)])
+    transfers = [partial(deposits.transfer, d, demo_id(f"transfer:{n}"), accounts[n - 1], accounts[n % n_max],
+                         1_000 * (n % 7 + 1))
+                 for n in range(1, n_max + 1, 5)]
     await _in_chunks(transfers)
-    placed = await _in_chunks([partial(_time_deposit, bank, n, accounts[n - 1]) for n in range(4, customer_count + 1, 4)])
-    charged = await _in_chunks([partial(_atm_fee, bank, n, accounts[n - 1]) for n in range(3, customer_count + 1, 10)])
-    return {"customers": customer_count, "accounts": len(accounts), "transfers": len(transfers),
-            "time_deposits": len(placed), "fees": sum(1 for c in charged if c is not None)}
+    placed = await _in_chunks([partial(_time_deposit, bank, n, accounts[n - 1]) for n in range(4, n_max + 1, 4)])
+    general = await _in_chunks([partial(_general_account, bank, n, accounts[n - 1]) for n in range(8, n_max + 1, 8)])
+    loans_drawn = await _in_chunks([partial(_card_loan, bank, n, accounts[n - 1]) for n in range(6, n_max + 1, 6)])
+    charged = await _in_chunks([partial(_atm_fee, bank, n, accounts[n - 1]) for n in range(3, n_max + 1, 10)])
+    return {"customers": n_max, "accounts": len(accounts), "transfers": len(transfers),
+            "time_deposits": len(placed), "general_accounts_overdrawn": len(general), "card_loans": len(loans_drawn),
+            "fees": sum(1 for c in charged if c is not None)}
 
 
 TERMS = (1, 3, 6, 12, 24, 36, 60, 120)
@@ -62,6 +63,25 @@ async def _time_deposit(bank: Bank, n: int, account_id: int) -> int:
         bank.time_deposits, demo_id(f"time-deposit:{n}"), account.customer_id, account_id, principal,
         TERMS[n % len(TERMS)], INSTRUCTIONS[n % len(INSTRUCTIONS)])
     return d.id
+
+
+async def _general_account(bank: Bank, n: int, account_id: int) -> int:
+    """Every eighth customer (all with a time deposit): the account becomes a 総合口座 and a withdrawal beyond
+    the balance draws an automatic overdraft against the time deposit."""
+    await deposits.convert_to_general_account(bank.deposits, account_id)
+    posting = await deposits.withdraw_cash(bank.deposits, demo_id(f"overdrawn:{n}"), account_id,
+                                           10_000 * (1 + n % 50) + 100_000)
+    return posting.transfer_id
+
+
+async def _card_loan(bank: Bank, n: int, account_id: int) -> int:
+    """Every sixth customer: a ¥500,000 card loan at 14.5 %, collected on the 10th, partly drawn."""
+    account = await deposits.get_account(bank.deposits, account_id)
+    contract = await loans.open_contract(bank.loans, demo_id(f"card-loan:{n}"), account.customer_id, account_id,
+                                         500_000, Decimal("14.5"), 10)
+    to = loans.Channel.CASH if n % 12 == 0 else loans.Channel.ACCOUNT
+    await loans.draw(bank.loans, demo_id(f"card-loan-draw:{n}"), contract.id, 50_000 * (1 + n % 4), to)
+    return contract.id
 
 
 async def _atm_fee(bank: Bank, n: int, account_id: int) -> int | None:

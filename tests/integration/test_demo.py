@@ -19,7 +19,8 @@ async def test_the_demo_bank_is_alive_verified_and_loads_once(ledger_dsn: str) -
     try:
         bank = build_bank(ledger, BankCalendar())
         first = await load_demo(bank, customer_count=120)
-        assert first == {"customers": 120, "accounts": 120, "transfers": 24, "time_deposits": 30, "fees": 12}
+        assert first == {"customers": 120, "accounts": 120, "transfers": 24, "time_deposits": 30,
+                     "general_accounts_overdrawn": 15, "card_loans": 20, "fees": 12}
         conn = await db.connect(ledger_dsn)
         try:
             before = await conn.fetchval("SELECT count(*) FROM ledger.transfers")

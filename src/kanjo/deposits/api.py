@@ -44,10 +44,11 @@ async def _call(coro):  # type: ignore[no-untyped-def]
         raise HTTPException(409, {"error": "illegal_transition", "message": str(exc)}) from None
 
 
-@router.post("/accounts", summary="Open an ordinary account (idempotent by request_id)", response_model=AccountOut)
+@router.post("/accounts", summary="Open an ordinary account or a 総合口座 (idempotent by request_id)",
+             response_model=AccountOut)
 async def open_account(body: OpenAccountIn, request: Request) -> AccountOut:
     account = await _call(service.open_ordinary_account(_d(request), body.request_id, body.customer_id,
-                                                        body.branch_code))
+                                                        body.branch_code, body.subject))
     return AccountOut.of(account)
 
 

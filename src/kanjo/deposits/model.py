@@ -67,6 +67,7 @@ def check_can_move(status: Status, *, debit: bool) -> None:
 
 class Subject(enum.StrEnum):
     ORDINARY = "ordinary"  # 普通預金
+    SOGO = "sogo"  # 総合口座: an ordinary account with time deposits attached and an automatic overdraft
 
 
 # Ledger transfer codes of the deposits context.
@@ -74,8 +75,14 @@ CASH_DEPOSIT_CODE = 11  # 現金入金
 CASH_WITHDRAWAL_CODE = 12  # 現金出金
 TRANSFER_CODE = 13  # 振替
 CLOSING_CODE = 14  # 解約
+INTEREST_CODE = 15  # 決算利息: the net interest credited (its tax legs carry the same code; see interest.py)
+OVERDRAFT_DRAW_CODE = 16  # 貸越: the overdraft account funds the customer's account
+OVERDRAFT_REPAY_CODE = 17  # 貸越返済: the customer's account repays the overdraft
+OVERDRAFT_INTEREST_CODE = 18  # 貸越利息: interest added to the overdraft (or collected at closing)
 CODE_LABELS = {CASH_DEPOSIT_CODE: "現金入金", CASH_WITHDRAWAL_CODE: "現金出金", TRANSFER_CODE: "振替",
-               CLOSING_CODE: "解約"}
+               CLOSING_CODE: "解約", INTEREST_CODE: "決算利息", OVERDRAFT_DRAW_CODE: "貸越",
+               OVERDRAFT_REPAY_CODE: "貸越返済",
+               OVERDRAFT_INTEREST_CODE: "貸越利息"}
 
 BRANCH_CODE_DIGITS = 3
 ACCOUNT_NUMBER_DIGITS = 7

@@ -9,7 +9,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from kanjo.deposits.limits import AMOUNT_PER_TRANSACTION_MAX
-from kanjo.deposits.model import Balance, DepositAccount, Posting
+from kanjo.deposits.model import Balance, DepositAccount, Posting, Subject
+from kanjo.deposits.overdraft import OverdraftState
 from kanjo.deposits.service import StatementLine
 from kanjo.platform.schemas import Id
 
@@ -24,6 +25,8 @@ class OpenAccountIn(_In):
     request_id: Id
     customer_id: Id
     branch_code: str = Field(pattern=r"^[0-9]{3}$", description="3-digit branch code, e.g. 001")
+    subject: Subject = Field(default=Subject.ORDINARY,
+                             description="ordinary (普通預金) or sogo (総合口座: with an automatic overdraft)")
 
 
 class CashIn(_In):
@@ -104,3 +107,27 @@ class StatementLineOut(BaseModel):
 class StatementOut(BaseModel):
     lines: list[StatementLineOut]
     next_after: int | None = Field(description="pass as `after` for the next page; null at the end")
+
+
+class OverdraftOut(BaseModel):
+    """A 総合口座's automatic overdraft (自動貸越), in yen."""
+
+    account_id: str
+    overdraft_account_id: str
+    drawn: int = Field(description="lent now (貸越残高)")
+    limit: int = Field(description="極度額: 90 % of the pledged time deposits, at most ¥2,000,000")
+    collateral: int = Field(description="principal of the pledged time deposits")
+    pledges: int = Field(description="time deposits pledged")
+    available: int = Field(description="the account's own available balance")
+    room: int = Field(description="what may still be drawn")
+    accrued_interest: int = Field(description="interest accrued since the last charge, rounded down")
+    accrued_through: dt.date
+    interest_unpaid: int = Field(description="interest added to the overdraft and not yet repaid")
+
+    @classmethod
+    def of(cls, s: OverdraftState) -> OverdraftOut:
+        return cls(account_id=str(uuid.UUID(int=s.account_id)),
+                   overdraft_account_id=str(uuid.UUID(int=s.overdraft_account_id)), drawn=s.drawn_minor,
+                   limit=s.limit_minor, collateral=s.collateral_minor, pledges=s.pledges, available=s.available_minor,
+                   room=s.room_minor, accrued_interest=s.accrued_interest_minor, accrued_through=s.accrued_through,
+                   interest_unpaid=s.interest_unpaid_minor)

@@ -1,26 +1,40 @@
-"""Handlers of ordinary deposits: open, deposit, withdraw, transfer, balance, statement, status, close.
+"""Handlers of ordinary deposits and 総合口座: open, deposit, withdraw, transfer, balance, statement, status, close.
 
 Money moves only through the ledger, by transfers whose ids derive from the caller's request id:
 a retried request finds its transfer and answers as the first time, never moving money twice.
+On a 総合口座 (general account) a movement also draws or repays its overdraft in the same linked
+chain, planned under the account's lock (the rules are in overdraft.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 
 import asyncpg
 
-from kanjo.accounting import ACCOUNT_CLOSURES, CASH_VAULT, GUARDED_DEPOSIT_FLAGS, JPY, ORDINARY_DEPOSIT, gl_account_id
-from kanjo.deposits import store
+from kanjo.accounting import (
+    ACCOUNT_CLOSURES,
+    CASH_VAULT,
+    GUARDED_DEPOSIT_FLAGS,
+    JPY,
+    LOAN_INTEREST_INCOME,
+    ORDINARY_DEPOSIT,
+    OVERDRAFT_RECEIVABLE,
+    gl_account_id,
+)
+from kanjo.deposits import overdraft, store
 from kanjo.deposits.limits import AMOUNT_PER_TRANSACTION_MAX, STATEMENT_LINES_MAX
 from kanjo.deposits.model import (
     CASH_DEPOSIT_CODE,
     CASH_WITHDRAWAL_CODE,
     CLOSING_CODE,
     CODE_LABELS,
+    OVERDRAFT_DRAW_CODE,
+    OVERDRAFT_INTEREST_CODE,
+    OVERDRAFT_REPAY_CODE,
     TRANSFER_CODE,
     Action,
     Balance,
@@ -32,6 +46,8 @@ from kanjo.deposits.model import (
     check_can_move,
     transition,
 )
+from kanjo.deposits.overdraft import Collateral, Overdraft, OverdraftState, Plan
+from kanjo.kernel.invariants import invariant
 from kanjo.kernel.limits import LimitReached, limits
 from kanjo.ledger import (
     Account,
@@ -41,6 +57,7 @@ from kanjo.ledger import (
     LedgerUnavailable,
     Transfer,
     TransferFlags,
+    read_accounts,
 )
 
 R = CreateTransferResult
@@ -52,12 +69,17 @@ CustomerCheck = Callable[[int], Awaitable[str | None]]
 
 @dataclass
 class Deposits:
-    """The context's handle: its database pool, the ledger, the business date and the customer check."""
+    """The context's handle: its database pool, the ledger, the business date and the customer check;
+    `collateral` gives a 総合口座's pledged time deposits (wired by the app; without it nothing is pledged)."""
 
     pool: asyncpg.Pool
     ledger: Ledger
     business_date: Callable[[], dt.date]
     customer_check: CustomerCheck
+    collateral: Collateral | None = None
+    # Statement and passbook wording of every transfer code that can touch a deposit account (其の他 contexts'
+    # codes are added by the app: 定期預入, 手数料, カードローン…).
+    labels: Mapping[int, str] = field(default_factory=lambda: dict(CODE_LABELS))
 
 
 class NotFound(Exception):
@@ -71,13 +93,18 @@ def derived_id(request_id: int, leg: str) -> int:
 
 # -- accounts ----------------------------------------------------------------------------------------
 
-async def open_ordinary_account(d: Deposits, request_id: int, customer_id: int, branch_code: str) -> DepositAccount:
+async def open_ordinary_account(d: Deposits, request_id: int, customer_id: int, branch_code: str,
+                                subject: Subject = Subject.ORDINARY) -> DepositAccount:
+    """普通預金, or a 総合口座 (subject SOGO) with its overdraft account. Idempotent by request id."""
     async with d.pool.acquire() as conn:
         existing = await store.account_by_open_request(conn, request_id)
         if existing is not None:
             if existing.customer_id != customer_id or existing.branch_code != branch_code:
                 raise Refused("request_reused", "this request id already opened an account for another"
                               f" {'customer' if existing.customer_id != customer_id else 'branch'}")
+            opened_as = await store.opened_as(conn, existing.id)
+            if opened_as != subject.value:
+                raise Refused("request_reused", f"this request id already opened a {opened_as} account")
             await _ensure_ledger_account(d, existing)
             return existing
         if not await store.branch_exists(conn, branch_code):
@@ -89,14 +116,18 @@ async def open_ordinary_account(d: Deposits, request_id: int, customer_id: int, 
     account_id = derived_id(request_id, "account")
     # The ledger account first (idempotent by id): a product row never exists without its money.
     await _create_ledger_account(d, account_id, customer_id)
+    if subject is Subject.SOGO:
+        await _create_overdraft_ledger_account(d, account_id, customer_id)
     async with d.pool.acquire() as conn, conn.transaction():
         number = await store.take_account_number(conn, branch_code)
         if number is None or number > 9_999_999:
             raise LimitReached(limits.get("deposit_account_numbers_per_branch_max"), number or 0)
-        account = DepositAccount(account_id, branch_code, number, Subject.ORDINARY, customer_id, Status.ACTIVE,
+        account = DepositAccount(account_id, branch_code, number, subject, customer_id, Status.ACTIVE,
                                  today, None, today)
         try:
             await store.insert_account(conn, account, request_id)
+            if subject is Subject.SOGO:
+                await overdraft.insert_overdraft(conn, account_id, today)
         except asyncpg.UniqueViolationError:
             raced = await store.account_by_open_request(conn, request_id)
             if raced is None:
@@ -113,8 +144,38 @@ async def _create_ledger_account(d: Deposits, account_id: int, customer_id: int)
         raise RuntimeError(f"the ledger refused the deposit account: {outcome.result.name}")
 
 
+async def _create_overdraft_ledger_account(d: Deposits, account_id: int, customer_id: int) -> None:
+    [outcome] = await d.ledger.create_accounts([Account(
+        id=overdraft.overdraft_account_id(account_id), ledger=JPY, code=OVERDRAFT_RECEIVABLE.code,
+        flags=overdraft.OVERDRAFT_ACCOUNT_FLAGS, user_data_128=customer_id)])
+    if outcome.result not in (CreateAccountResult.OK, CreateAccountResult.EXISTS):
+        raise RuntimeError(f"the ledger refused the overdraft account: {outcome.result.name}")
+
+
 async def _ensure_ledger_account(d: Deposits, account: DepositAccount) -> None:
     await _create_ledger_account(d, account.id, account.customer_id)
+    if account.subject is Subject.SOGO:
+        await _create_overdraft_ledger_account(d, account.id, account.customer_id)
+
+
+async def convert_to_general_account(d: Deposits, account_id: int) -> DepositAccount:
+    """An active ordinary account becomes a 総合口座: its time deposits become collateral. Idempotent."""
+    account = await get_account(d, account_id)
+    if account.subject is Subject.ORDINARY and account.status is not Status.ACTIVE:
+        raise Refused("account_not_active", f"only an active account can become a 総合口座; this one is"
+                      f" {account.status.value}")
+    await _create_overdraft_ledger_account(d, account.id, account.customer_id)
+    async with d.pool.acquire() as conn, conn.transaction():
+        current = await store.account(conn, account_id, for_update=True)
+        invariant(current is not None, "an account is never deleted")
+        assert current is not None
+        if current.subject is Subject.ORDINARY:
+            if current.status is not Status.ACTIVE:
+                raise Refused("account_not_active", f"only an active account can become a 総合口座; this one is"
+                              f" {current.status.value}")
+            await overdraft.mark_general(conn, account_id)
+        await overdraft.insert_overdraft(conn, account_id, d.business_date())
+    return await get_account(d, account_id)
 
 
 async def get_account(d: Deposits, account_id: int) -> DepositAccount:
@@ -178,20 +239,148 @@ async def _move(d: Deposits, request_id: int, leg: str, debit_id: int, credit_id
             raise LimitReached(limits.get("deposit_amount_per_transaction_max_minor"), amount_minor)
         raise Refused("invalid_amount", "the amount must be at least ¥1")
     transfer_id = derived_id(request_id, leg)
-    prior = await d.ledger.lookup_transfers([transfer_id])
-    if not prior:  # a first attempt: the accounts must allow it now
-        for account_id in customer_side:
-            account = await get_account(d, account_id)
-            check_can_move(account.status, debit=account_id == debit_id)
     t = Transfer(id=transfer_id, debit_account_id=debit_id, credit_account_id=credit_id, amount=amount_minor,
-                 ledger=JPY, code=code, business_date=prior[0].business_date if prior else d.business_date())
+                 ledger=JPY, code=code, business_date=d.business_date())
+    prior = await d.ledger.lookup_transfers([transfer_id])
+    if prior and prior[0].flags & int(TransferFlags.LINKED):
+        return _replayed(prior[0], t)  # part of a 総合口座's chain: compared here, the chain is not posted again
+    if prior:  # a retry: the ledger compares it with the first
+        t.business_date = prior[0].business_date
+        return await _post(d, t, customer_side)
+    accounts = [await get_account(d, account_id) for account_id in customer_side]
+    for account in accounts:  # a first attempt: the accounts must allow it now
+        check_can_move(account.status, debit=account.id == debit_id)
+    general = [a.id for a in accounts if a.subject is Subject.SOGO]
+    if general:
+        return await _move_general(d, request_id, leg, t, general, customer_side)
+    return await _post(d, t, customer_side)
+
+
+def _replayed(prior: Transfer, t: Transfer) -> Posting:
+    """The answer to a retry of a movement already carried out in a linked chain (the ledger's order of fields)."""
+    for name in ("debit_account_id", "credit_account_id", "amount", "ledger", "code"):
+        if getattr(prior, name) != getattr(t, name):
+            raise Refused("request_reused", f"this request id was already used with a different {name}")
+    return Posting(prior.id, prior.amount, prior.timestamp, replayed=True)
+
+
+async def _post(d: Deposits, t: Transfer, customer_side: list[int]) -> Posting:
     [outcome] = await d.ledger.create_transfers([t])
     result = outcome.result
     if result is R.OK or result is R.EXISTS:
         async with d.pool.acquire() as conn:
             await store.touch(conn, customer_side, t.business_date or d.business_date())
-        return Posting(transfer_id, outcome.amount, outcome.timestamp, replayed=result is R.EXISTS)
-    raise _refusal(result, d, debit_id, amount_minor)
+        return Posting(t.id, outcome.amount, outcome.timestamp, replayed=result is R.EXISTS)
+    raise _refusal(result, d, t.debit_account_id, t.amount)
+
+
+async def _move_general(d: Deposits, request_id: int, leg: str, main: Transfer, general: list[int],
+                        customer_side: list[int]) -> Posting:
+    """A movement touching a 総合口座: plan the overdraft legs under its lock, then post one linked chain.
+
+    The lock serialises money in and out of the account, so the limit checked is the limit kept;
+    the plan is recorded before posting, so a retry (or a concurrent duplicate) posts the same chain
+    and gets the ledger's first answer.
+    """
+    refusal: Refused | None = None
+    posted = None
+    async with d.pool.acquire() as conn, conn.transaction():
+        locked = await overdraft.lock_overdrafts(conn, general)
+        invariant(set(locked) == set(general), "every 総合口座 has its overdraft row")
+        plan = await overdraft.planned(conn, request_id)
+        if plan is None:
+            plan = await _plan(d, conn, leg, main, locked)
+            await overdraft.record_plan(conn, request_id, plan)
+        elif (plan.leg, plan.debit_account_id, plan.credit_account_id, plan.amount_minor) != (
+                leg, main.debit_account_id, main.credit_account_id, main.amount):
+            raise Refused("request_reused", "this request id was already used for a different movement")
+        if plan.refused is not None:
+            refusal = Refused(plan.refused, f"the available balance and the overdraft (limit ¥{plan.limit_minor:,})"
+                              f" do not cover ¥{plan.amount_minor:,}")
+        else:
+            chain = _chain(request_id, main, plan, locked)
+            outcomes = await d.ledger.create_transfers(chain)
+            failed = [o.result for o in outcomes if o.result not in (R.OK, R.EXISTS)]
+            if failed:
+                cause = next((r for r in failed if r is not R.LINKED_EVENT_FAILED), failed[0])
+                refusal = _refusal(cause, d, main.debit_account_id, main.amount)
+            else:
+                await _after_chain(conn, plan, chain, outcomes, locked)
+                await store.touch(conn, customer_side, plan.business_date)
+                posted = next(o for t, o in zip(chain, outcomes, strict=True) if t.id == main.id)
+    if refusal is not None:
+        raise refusal  # after the commit: the plan stays, and a retry is answered the same
+    assert posted is not None
+    return Posting(main.id, posted.amount, posted.timestamp, replayed=posted.result is R.EXISTS)
+
+
+async def _plan(d: Deposits, conn: asyncpg.Connection, leg: str, main: Transfer,
+                locked: dict[int, Overdraft]) -> Plan:
+    """How much the movement draws or repays on each 総合口座 it touches (the caller holds their locks)."""
+    ids = [main.debit_account_id, main.credit_account_id, *(od.overdraft_account_id for od in locked.values())]
+    found = {a.id: a for a in await read_accounts(conn, ids)}
+    invariant(all(i in found for i in ids), "a deposit account and its overdraft account are in the ledger")
+    debit_overdraft, credit_repaid, limit = 0, 0, None
+    od = locked.get(main.debit_account_id)
+    if od is not None:
+        available = overdraft.available_minor(found[od.account_id])
+        drawn = overdraft.drawn_minor(found[od.overdraft_account_id])
+        after = overdraft.drawn_after_money_out(available, drawn, main.amount)
+        if after > 0:
+            limit = overdraft.overdraft_limit(await overdraft.pledges_of(d, conn, od.account_id))
+            if after > limit:
+                return Plan(leg, main.debit_account_id, main.credit_account_id, main.amount, 0, 0, limit,
+                            "insufficient_funds", main.business_date or d.business_date())
+        debit_overdraft = after - drawn
+    od = locked.get(main.credit_account_id)
+    if od is not None:
+        credit_repaid = overdraft.repaid_by_money_in(overdraft.available_minor(found[od.account_id]),
+                                                     overdraft.drawn_minor(found[od.overdraft_account_id]),
+                                                     main.amount)
+    return Plan(leg, main.debit_account_id, main.credit_account_id, main.amount, debit_overdraft, credit_repaid,
+                limit, None, main.business_date or d.business_date())
+
+
+def _chain(request_id: int, main: Transfer, plan: Plan, locked: dict[int, Overdraft]) -> list[Transfer]:
+    """[draw, or repay from spare funds, on the debit side] → the movement → [repay on the credit side]."""
+    chain: list[Transfer] = []
+    debit_od, credit_od = locked.get(main.debit_account_id), locked.get(main.credit_account_id)
+    if plan.debit_overdraft_minor > 0:
+        assert debit_od is not None
+        chain.append(Transfer(id=derived_id(request_id, f"{plan.leg}:overdraft-draw"),
+                              debit_account_id=debit_od.overdraft_account_id, credit_account_id=debit_od.account_id,
+                              amount=plan.debit_overdraft_minor, code=OVERDRAFT_DRAW_CODE))
+    elif plan.debit_overdraft_minor < 0:
+        assert debit_od is not None
+        chain.append(Transfer(id=derived_id(request_id, f"{plan.leg}:overdraft-repay-spare"),
+                              debit_account_id=debit_od.account_id, credit_account_id=debit_od.overdraft_account_id,
+                              amount=-plan.debit_overdraft_minor, code=OVERDRAFT_REPAY_CODE))
+    main.business_date = plan.business_date
+    chain.append(main)
+    if plan.credit_repaid_minor > 0:
+        assert credit_od is not None
+        chain.append(Transfer(id=derived_id(request_id, f"{plan.leg}:overdraft-repay"),
+                              debit_account_id=credit_od.account_id, credit_account_id=credit_od.overdraft_account_id,
+                              amount=plan.credit_repaid_minor, code=OVERDRAFT_REPAY_CODE))
+    for t in chain:
+        t.ledger, t.business_date = JPY, plan.business_date
+    for t in chain[:-1]:
+        t.flags |= int(TransferFlags.LINKED)
+    return chain
+
+
+async def _after_chain(conn: asyncpg.Connection, plan: Plan, chain: list[Transfer], outcomes: list,
+                       locked: dict[int, Overdraft]) -> None:
+    """Repayments pay added interest first; a drawing is re-checked against its limit (pair assertion)."""
+    first_time = {t.id for t, o in zip(chain, outcomes, strict=True) if o.result is R.OK}
+    for t in chain:
+        if t.code == OVERDRAFT_REPAY_CODE and t.id in first_time:
+            await overdraft.note_repaid(conn, t.debit_account_id, t.amount)
+    if plan.debit_overdraft_minor > 0 and chain[0].id in first_time:
+        od = locked[plan.debit_account_id]
+        [after] = await read_accounts(conn, [od.overdraft_account_id])
+        invariant(overdraft.drawn_minor(after) <= (plan.limit_minor or 0),
+                  "a 総合口座's overdraft stays within its limit after a drawing")
 
 
 def _refusal(result: CreateTransferResult, d: Deposits, debit_id: int, amount_minor: int) -> Refused:
@@ -233,7 +422,7 @@ async def statement(d: Deposits, account_id: int, *, after_timestamp: int = 0, l
         b = balances.get(t.timestamp)
         lines.append(StatementLine(
             timestamp=t.timestamp, business_date=t.business_date or d.business_date(),
-            description=CODE_LABELS.get(t.code, str(t.code)),
+            description=d.labels.get(t.code, str(t.code)),
             deposit_minor=t.amount if credit else 0, withdrawal_minor=0 if credit else t.amount,
             balance_minor=(b.credits_posted - b.debits_posted) if b else 0,
             pending=bool(t.flags & int(TransferFlags.PENDING)),
@@ -259,28 +448,31 @@ async def change_status(d: Deposits, request_id: int, account_id: int, action: A
             target = transition(account.status, action)
             await store.record_status_change(conn, request_id, account_id, action.value, account.status, target,
                                              reason, None)
+            if action is Action.REVIVE:  # the customer came to the branch: the silence starts again today
+                await store.touch(conn, [account_id], d.business_date())
     return await get_account(d, account_id)
 
 
 async def close_account(d: Deposits, request_id: int, account_id: int, reason: str) -> DepositAccount:
-    """解約: only at a zero balance with nothing held; the ledger then refuses any further posting."""
+    """解約: only at a zero balance with nothing held; the ledger then refuses any further posting.
+    A 総合口座 also needs its overdraft repaid; the interest accrued since the last charge is collected."""
     async with d.pool.acquire() as conn:
         done = await store.status_change(conn, request_id)
     if done is not None and (done["account_id"] != account_id or done["action"] != Action.CLOSE.value):
         raise Refused("request_reused", "this request id already changed another account or status")
     account = await get_account(d, account_id)
-    if done is None:
-        transition(account.status, Action.CLOSE)  # refuses closing a frozen or closed account
-        now = await balance(d, account_id)
-        if now.balance_minor != 0 or now.held_minor != 0:
-            raise Refused("balance_not_zero", f"the balance is ¥{now.balance_minor:,} with ¥{now.held_minor:,} held:"
-                          " pay it out before closing")
-    closing = Transfer(id=derived_id(request_id, "close"), debit_account_id=account_id,
-                       credit_account_id=gl_account_id(ACCOUNT_CLOSURES), amount=0, ledger=JPY, code=CLOSING_CODE,
-                       flags=int(TransferFlags.PENDING | TransferFlags.CLOSING_DEBIT))
-    [outcome] = await d.ledger.create_transfers([closing])
-    if outcome.result not in (R.OK, R.EXISTS):
-        raise _refusal(outcome.result, d, account_id, 0)
+    if account.subject is Subject.SOGO:
+        await _close_general(d, request_id, account, replay=done is not None)
+    else:
+        if done is None:
+            transition(account.status, Action.CLOSE)  # refuses closing a frozen or closed account
+            now = await balance(d, account_id)
+            if now.balance_minor != 0 or now.held_minor != 0:
+                raise Refused("balance_not_zero", f"the balance is ¥{now.balance_minor:,} with"
+                              f" ¥{now.held_minor:,} held: pay it out before closing")
+        [outcome] = await d.ledger.create_transfers([_closing(request_id, account_id)])
+        if outcome.result not in (R.OK, R.EXISTS):
+            raise _refusal(outcome.result, d, account_id, 0)
     if done is None:
         async with d.pool.acquire() as conn, conn.transaction():
             current = await store.account(conn, account_id, for_update=True)
@@ -290,3 +482,109 @@ async def close_account(d: Deposits, request_id: int, account_id: int, reason: s
                 await store.record_status_change(conn, request_id, account_id, Action.CLOSE.value, current.status,
                                                  Status.CLOSED, reason, d.business_date())
     return await get_account(d, account_id)
+
+
+def _closing(request_id: int, account_id: int, leg: str = "close") -> Transfer:
+    """A zero-amount closing hold: the ledger marks the account closed and refuses any further posting."""
+    return Transfer(id=derived_id(request_id, leg), debit_account_id=account_id,
+                    credit_account_id=gl_account_id(ACCOUNT_CLOSURES), amount=0, ledger=JPY, code=CLOSING_CODE,
+                    flags=int(TransferFlags.PENDING | TransferFlags.CLOSING_DEBIT))
+
+
+async def _close_general(d: Deposits, request_id: int, account: DepositAccount, *, replay: bool) -> None:
+    """Close a 総合口座 and its overdraft account in one chain, collecting the interest not yet charged."""
+    closing, interest_id = _closing(request_id, account.id), derived_id(request_id, "close-interest")
+    async with d.pool.acquire() as conn, conn.transaction():
+        [od] = (await overdraft.lock_overdrafts(conn, [account.id])).values()
+        prior = {t.id: t for t in await d.ledger.lookup_transfers([closing.id, interest_id])}
+        if closing.id in prior:  # closed before: the ledger answers the closing transfer as the first time
+            [outcome] = await d.ledger.create_transfers([closing])
+            if outcome.result is not R.EXISTS:
+                raise _refusal(outcome.result, d, account.id, 0)
+            today = prior[closing.id].business_date or d.business_date()
+            interest = prior[interest_id].amount if interest_id in prior else 0
+        else:
+            if not replay:
+                transition(account.status, Action.CLOSE)  # refuses closing a frozen or closed account
+            today = d.business_date()
+            interest = await _closing_interest(d, conn, od, today)
+            chain = [_closing(request_id, od.overdraft_account_id, "close-overdraft"), closing]
+            if interest:
+                chain.insert(0, Transfer(id=interest_id, debit_account_id=account.id,
+                                         credit_account_id=gl_account_id(LOAN_INTEREST_INCOME), amount=interest,
+                                         ledger=JPY, code=OVERDRAFT_INTEREST_CODE, business_date=today))
+            for t in chain[:-1]:
+                t.flags |= int(TransferFlags.LINKED)
+            outcomes = await d.ledger.create_transfers(chain)
+            failed = [o.result for o in outcomes if o.result not in (R.OK, R.EXISTS)]
+            if failed:
+                raise _refusal(next((r for r in failed if r is not R.LINKED_EVENT_FAILED), failed[0]), d,
+                               account.id, interest)
+        current = await overdraft.overdraft_row(conn, account.id)
+        assert current is not None
+        if current.charged_before <= today:
+            await overdraft.record_charge(conn, current, today, "closing", interest, interest_id if interest else None,
+                                          today)
+
+
+async def _closing_interest(d: Deposits, conn: asyncpg.Connection, od: Overdraft, today: dt.date) -> int:
+    """What closing collects: the overdraft interest accrued since the last charge. Refuses what blocks closing."""
+    pledges = await overdraft.pledges_of(d, conn, od.account_id)
+    if pledges:
+        raise Refused("time_deposits_attached", f"{len(pledges)} time deposit(s) are attached to the account:"
+                      " withdraw them or attach them to another account before closing")
+    deposit, lent = await read_accounts(conn, [od.account_id, od.overdraft_account_id])
+    drawn = overdraft.drawn_minor(lent)
+    if drawn:
+        raise Refused("overdraft_outstanding", f"¥{drawn:,} is overdrawn: repay it before closing")
+    yesterday = today - dt.timedelta(days=1)
+    if await overdraft.accrue_account(d, conn, od, yesterday, lent) < yesterday:
+        raise Refused("interest_not_accrued", "the overdraft interest is not accrued up to yesterday: run the"
+                      " accrual first")
+    current = await overdraft.overdraft_row(conn, od.account_id)
+    assert current is not None
+    interest = overdraft.interest_of(await overdraft.uncharged_product(conn, current))
+    balance_minor = deposit.credits_posted - deposit.debits_posted
+    if balance_minor != interest or deposit.debits_pending:
+        due = f" all but ¥{interest:,} (the overdraft interest to collect)" if interest else " it"
+        raise Refused("balance_not_zero", f"the balance is ¥{balance_minor:,} with ¥{deposit.debits_pending:,} held:"
+                      f" pay{due} out before closing")
+    return interest
+
+
+# -- 総合口座 ----------------------------------------------------------------------------------------------
+
+async def overdraft_state(d: Deposits, account_id: int) -> OverdraftState:
+    """A 総合口座's overdraft: drawn, limit and collateral, room left, interest accrued and not yet charged."""
+    account = await get_account(d, account_id)
+    if account.subject is not Subject.SOGO:
+        raise Refused("not_a_general_account", f"account {account.label} is an ordinary account: it has no overdraft")
+    async with d.pool.acquire() as conn:
+        od = await overdraft.overdraft_row(conn, account_id)
+        invariant(od is not None, "every 総合口座 has its overdraft row")
+        assert od is not None
+        found = {a.id: a for a in await read_accounts(conn, [account_id, od.overdraft_account_id])}
+        if len(found) < 2:
+            raise LedgerUnavailable("the account's ledger records are not there yet; retry")
+        pledges = await overdraft.pledges_of(d, conn, account_id)
+        product = await overdraft.uncharged_product(conn, od)
+    drawn = overdraft.drawn_minor(found[od.overdraft_account_id])
+    limit = overdraft.overdraft_limit(pledges)
+    return OverdraftState(
+        account_id=account_id, overdraft_account_id=od.overdraft_account_id, drawn_minor=drawn, limit_minor=limit,
+        collateral_minor=sum(p.principal_minor for p in pledges), pledges=len(pledges),
+        available_minor=overdraft.available_minor(found[account_id]), room_minor=max(0, limit - drawn),
+        accrued_interest_minor=overdraft.interest_of(product), accrued_through=od.accrued_through,
+        interest_unpaid_minor=od.interest_unpaid_minor)
+
+
+async def repay_overdraft(d: Deposits, request_id: int, account_id: int) -> int:
+    """Repay a 総合口座's overdraft from its spare funds now (for credits that did not come through deposits,
+    such as a time deposit's payout); returns what was repaid. Idempotent by request id."""
+    account = await get_account(d, account_id)
+    if account.subject is not Subject.SOGO or account.status is not Status.ACTIVE:
+        return 0
+    async with d.pool.acquire() as conn, conn.transaction():
+        [od] = (await overdraft.lock_overdrafts(conn, [account_id])).values()
+        return await overdraft.repay_from_spare_funds(d, conn, od, derived_id(request_id, "overdraft-repay"),
+                                                      d.business_date())

@@ -49,9 +49,15 @@ async def take_account_number(conn: asyncpg.Connection, branch_code: str) -> int
 
 async def insert_account(conn: asyncpg.Connection, a: DepositAccount, request_id: int) -> None:
     await conn.execute(
-        f"INSERT INTO deposits.accounts ({_COLUMNS}, open_request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        f"INSERT INTO deposits.accounts ({_COLUMNS}, open_request_id, opened_as)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $4)",
         a.id, a.branch_code, a.account_number, a.subject.value, a.customer_id, a.status.value, a.opened_on,
         a.closed_on, a.last_activity_on, request_id)
+
+
+async def opened_as(conn: asyncpg.Connection, account_id: int) -> str:
+    """The subject the account was opened as (it may since have been converted to a 総合口座)."""
+    return str(await conn.fetchval("SELECT opened_as FROM deposits.accounts WHERE id = $1", account_id))
 
 
 async def status_change(conn: asyncpg.Connection, request_id: int) -> asyncpg.Record | None:

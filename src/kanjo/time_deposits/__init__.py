@@ -1,6 +1,8 @@
 """Time deposits (定期預金): placement at a table rate, maturity (renewal or payout), early withdrawal."""
 
+from kanjo.time_deposits.collateral import pledged_principal, pledges
 from kanjo.time_deposits.model import (
+    CODE_LABELS,
     Action,
     Compounding,
     IllegalTransition,
@@ -33,6 +35,7 @@ from kanjo.time_deposits.service import (
 from kanjo.time_deposits.verify import verify_time_deposits
 
 __all__ = [
+    "CODE_LABELS",
     "Action",
     "Compounding",
     "IllegalTransition",
@@ -56,6 +59,8 @@ __all__ = [
     "mature_due",
     "overdue_unprocessed",
     "place_time_deposit",
+    "pledged_principal",
+    "pledges",
     "time_deposits_of_customer",
     "verify_time_deposits",
     "withdraw_early",

@@ -40,11 +40,14 @@ async def deposits_of_customer(conn: asyncpg.Connection, customer_id: int) -> li
     return [_deposit(r) for r in rows]
 
 
-async def due_for_update(conn: asyncpg.Connection, on: dt.date, after_id: int, limit: int) -> list[TimeDeposit]:
-    """Placed deposits payable on or before `on` (catch-up included), in id order, locked; busy ones skipped."""
+async def due_for_update(conn: asyncpg.Connection, on: dt.date, after: tuple[dt.date, int],
+                         limit: int) -> list[TimeDeposit]:
+    """Placed deposits payable on or before `on` (catch-up included), locked, busy ones skipped: the page
+    after `after` = (payment day, id) in that order, which the index deposits_due walks without sorting."""
     rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM time_deposits.deposits WHERE status = 'placed' AND pays_on <= $1 AND id > $2"
-        " ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED", on, after_id, limit)
+        f"SELECT {_COLUMNS} FROM time_deposits.deposits WHERE status = 'placed' AND pays_on <= $1"
+        " AND (pays_on, id) > ($2, $3) ORDER BY pays_on, id LIMIT $4 FOR UPDATE SKIP LOCKED",
+        on, after[0], after[1], limit)
     return [_deposit(r) for r in rows]
 
 
@@ -96,7 +99,9 @@ async def record_settlements(conn: asyncpg.Connection, kind: str, on: dt.date,
         [s.principal_minor for _, s, _ in settled], [s.interest_minor for _, s, _ in settled],
         [s.tax.national_minor for _, s, _ in settled], [s.tax.local_minor for _, s, _ in settled],
         [s.paid_out_minor for _, s, _ in settled], [s.renewed_principal_minor for _, s, _ in settled])
-    # The generation guard makes a replayed batch a no-op.
+    # The generation guard makes a replayed batch a no-op. A batch is a few thousand of the deposits: look
+    # each up by key (the planner would hash every deposit of the table for each batch otherwise).
+    await conn.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
     await conn.execute(
         "UPDATE time_deposits.deposits AS d SET principal_minor = u.p, rate_percent = u.rate, placed_on = u.placed,"
         " matures_on = u.matures, pays_on = u.pays, status = u.status, generation = u.next_gen, closed_on = u.closed"
