@@ -13,9 +13,9 @@ from kanjo.fees import CODE_LABELS as FEE_LABELS
 from kanjo.fees import Fees
 from kanjo.ledger import Ledger
 from kanjo.loans import CODE_LABELS as LOAN_LABELS
-from kanjo.loans import Loans
+from kanjo.loans import Loans, account_closing_refusal
 from kanjo.time_deposits import CODE_LABELS as TIME_DEPOSIT_LABELS
-from kanjo.time_deposits import TimeDeposits, pledges
+from kanjo.time_deposits import TimeDeposits, pledged_principal, pledges
 
 
 @dataclass
@@ -46,6 +46,14 @@ def build_bank(ledger: Ledger, calendar: BankCalendar | None = None,
     # A 総合口座's overdraft is secured by the time deposits attached to it (read on the locking connection).
     deposits = Deposits(pool=pool, ledger=ledger, business_date=today,
                         customer_check=customer_check or customers_say, collateral=pledges)
+
+    async def others_say(account_id: int) -> str | None:
+        """Products that pay into or collect from the account keep it open."""
+        if await pledged_principal(pool, account_id):
+            return "time deposits pay into this account at maturity: withdraw them or name another account first"
+        return await account_closing_refusal(pool, account_id)
+
+    deposits.closing_check = others_say
     # How statements and passbooks name the other contexts' transfers (定期預入, 手数料, カードローン借入…).
     deposits.labels = {**deposits.labels, **TIME_DEPOSIT_LABELS, **FEE_LABELS, **LOAN_LABELS}
     return Bank(

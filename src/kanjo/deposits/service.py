@@ -63,6 +63,9 @@ from kanjo.ledger import (
 R = CreateTransferResult
 REQUEST_NAMESPACE = uuid.UUID("6b616e6a-6f00-4000-8000-6465706f7300")
 
+# May this account close? None when nothing else depends on it, else the reason (wired by the app).
+ClosingCheck = Callable[[int], Awaitable[str | None]]
+
 # Is this customer allowed to open an account? None when yes, else the reason (wired by the app).
 CustomerCheck = Callable[[int], Awaitable[str | None]]
 
@@ -77,6 +80,7 @@ class Deposits:
     business_date: Callable[[], dt.date]
     customer_check: CustomerCheck
     collateral: Collateral | None = None
+    closing_check: ClosingCheck | None = None
     # Statement and passbook wording of every transfer code that can touch a deposit account (其の他 contexts'
     # codes are added by the app: 定期預入, 手数料, カードローン…).
     labels: Mapping[int, str] = field(default_factory=lambda: dict(CODE_LABELS))
@@ -461,6 +465,8 @@ async def close_account(d: Deposits, request_id: int, account_id: int, reason: s
     if done is not None and (done["account_id"] != account_id or done["action"] != Action.CLOSE.value):
         raise Refused("request_reused", "this request id already changed another account or status")
     account = await get_account(d, account_id)
+    if done is None and d.closing_check is not None and (why := await d.closing_check(account_id)) is not None:
+        raise Refused("account_in_use", why)
     if account.subject is Subject.SOGO:
         await _close_general(d, request_id, account, replay=done is not None)
     else:

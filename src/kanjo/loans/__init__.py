@@ -5,6 +5,7 @@ verification. The HTTP router lives in `kanjo.loans.api`, which the app imports.
 """
 
 from kanjo.loans.dayend import AccrualRun, CollectionRun, accrue_interest, collect_interest, collection_transfer_id
+from kanjo.loans.links import account_closing_refusal
 from kanjo.loans.model import (
     CODE_LABELS,
     Action,
@@ -51,6 +52,7 @@ __all__ = [
     "NotFound",
     "Refused",
     "Status",
+    "account_closing_refusal",
     "accrue_interest",
     "change_status",
     "close_contract",
