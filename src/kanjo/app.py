@@ -9,6 +9,7 @@ from kanjo.bank import build_bank
 from kanjo.business_calendar.api import router as calendar_router
 from kanjo.customers.api import router as customers_router
 from kanjo.deposits.api import router as deposits_router
+from kanjo.deposits.interest_api import router as interest_router
 from kanjo.deposits.overdraft_api import router as overdraft_router
 from kanjo.deposits.passbook_api import router as passbook_router
 from kanjo.fees.api import router as fees_router
@@ -48,6 +49,7 @@ def create_app(ledger: Ledger | None) -> FastAPI:
     app.include_router(customers_router)
     app.include_router(deposits_router)
     app.include_router(overdraft_router)
+    app.include_router(interest_router)
     app.include_router(passbook_router)
     app.include_router(time_deposits_router)
     app.include_router(fees_router)

@@ -17,8 +17,11 @@ import uuid
 from collections import Counter
 from decimal import Decimal
 
+import httpx
+
 from kanjo import daily, deposits, loans, time_deposits
 from kanjo.accounting import ensure_chart
+from kanjo.app import create_app
 from kanjo.bank import Bank, build_bank
 from kanjo.books import verify_books
 from kanjo.business_calendar import BankCalendar
@@ -167,6 +170,13 @@ async def test_four_hundred_business_days(ledger_dsn: str) -> None:
         assert dt.date(2027, 10, 12) in [c.collect_on for c in good]  # Sunday 10th, Monday holiday: Tuesday
         bad = await loans.get_contract(bank.loans, bad_loan.id)
         assert bad.contract.status.value == "delinquent" and bad.arrears_minor > 0 and bad.days_past_due > 0
+
+        # The same over HTTP: a customer's interest page lists each payout with its taxes.
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(ledger)), base_url="http://t") as api:
+            page = (await api.get(f"/v1/deposits/accounts/{uuid.UUID(int=savings)}/interest")).json()
+        assert [p["paid_on"] for p in page["payments"]] == [str(d) for d in payouts]
+        assert all(p["net"] == p["gross"] - p["national_tax"] - p["local_tax"] > 0 for p in page["payments"])
+        assert page["balance_days"] > 0 and Decimal(page["accrued"]) > 0
 
         report = await verify_books(conn, last)
         assert report["ok"], report
