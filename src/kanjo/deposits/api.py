@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from kanjo.deposits import service
 from kanjo.deposits.limits import STATEMENT_LINES_MAX
@@ -21,10 +21,9 @@ from kanjo.deposits.schemas import (
     StatusIn,
     TransferIn,
 )
-from kanjo.platform.http import ERROR_RESPONSES
+from kanjo.platform.http import ERROR_RESPONSES, UUID_PATTERN, DomainAnswers
 
 router = APIRouter(prefix="/v1/deposits", tags=["deposits"], responses=ERROR_RESPONSES)
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 AccountId = Annotated[str, Path(pattern=UUID_PATTERN, description="the account's id (UUID text)")]
 
 
@@ -32,16 +31,7 @@ def _d(request: Request) -> service.Deposits:
     return request.app.state.deposits
 
 
-async def _call(coro):  # type: ignore[no-untyped-def]
-    """Domain outcomes to HTTP: unknown → 404, a business refusal or an illegal transition → 409."""
-    try:
-        return await coro
-    except service.NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except Refused as exc:
-        raise HTTPException(409, {"error": exc.code, "message": str(exc)}) from None
-    except IllegalTransition as exc:
-        raise HTTPException(409, {"error": "illegal_transition", "message": str(exc)}) from None
+_call = DomainAnswers(not_found=(service.NotFound,), refused=(Refused, IllegalTransition))
 
 
 @router.post("/accounts", summary="Open an ordinary account or a 総合口座 (idempotent by request_id)",

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable
-from typing import Annotated, TypeVar
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, Path, Request
 
 from kanjo.deposits import passbook
 from kanjo.deposits.model import IllegalTransition, Refused
 from kanjo.deposits.passbook_schemas import CarryForwardIn, PassbookOut, PassbookViewOut, PrintIn, PrintOut, ReasonIn
 from kanjo.deposits.service import Deposits, NotFound
-from kanjo.platform.http import ERROR_RESPONSES
+from kanjo.platform.http import ERROR_RESPONSES, UUID_PATTERN, DomainAnswers
 
-T = TypeVar("T")
 router = APIRouter(prefix="/v1/deposits", tags=["passbooks"], responses=ERROR_RESPONSES)
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 AccountId = Annotated[str, Path(pattern=UUID_PATTERN, description="the account's id (UUID text)")]
 
 
@@ -24,17 +21,7 @@ def _d(request: Request) -> Deposits:
     return request.app.state.deposits
 
 
-async def _call(coro: Awaitable[T]) -> T:
-    """Domain outcomes to HTTP: unknown account → 404, a refusal or an illegal transition → 409 naming it.
-    A named limit (413) and an unavailable ledger (503) are answered by the app's error handlers."""
-    try:
-        return await coro
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except Refused as exc:
-        raise HTTPException(409, {"error": exc.code, "message": str(exc)}) from None
-    except IllegalTransition as exc:
-        raise HTTPException(409, {"error": "illegal_transition", "message": str(exc)}) from None
+_call = DomainAnswers(not_found=(NotFound,), refused=(Refused, IllegalTransition))
 
 
 @router.get("/accounts/{account_id}/passbook", summary="The passbook's state and its unposted lines (未記帳)",

@@ -6,15 +6,14 @@ import uuid
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from kanjo.loans import service
 from kanjo.loans.model import IllegalTransition, Refused
 from kanjo.loans.schemas import CollectionOut, ContractOut, DrawIn, MovementOut, OpenContractIn, RepayIn, StatusIn
-from kanjo.platform.http import ERROR_RESPONSES
+from kanjo.platform.http import ERROR_RESPONSES, UUID_PATTERN, DomainAnswers
 
 router = APIRouter(prefix="/v1/loans", tags=["card loans"], responses=ERROR_RESPONSES)
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 ContractId = Annotated[str, Path(pattern=UUID_PATTERN, description="the contract's id (UUID text)")]
 
 
@@ -22,16 +21,7 @@ def _h(request: Request) -> service.Loans:
     return request.app.state.loans
 
 
-async def _call(coro):  # type: ignore[no-untyped-def]
-    """Domain outcomes to HTTP: unknown → 404, a business refusal or an illegal transition → 409."""
-    try:
-        return await coro
-    except service.NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except Refused as exc:
-        raise HTTPException(409, {"error": exc.code, "message": str(exc)}) from None
-    except IllegalTransition as exc:
-        raise HTTPException(409, {"error": "illegal_transition", "message": str(exc)}) from None
+_call = DomainAnswers(not_found=(service.NotFound,), refused=(Refused, IllegalTransition))
 
 
 @router.post("/card-loans", summary="Open a card loan (カードローン契約); idempotent by request_id",

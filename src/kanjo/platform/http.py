@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import orjson
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -16,6 +17,28 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kanjo.kernel.limits import LimitReached, limits
+
+T = TypeVar("T")
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+class DomainAnswers:
+    """A context's domain outcomes as HTTP: unknown → 404; a business refusal (its `code`) or an illegal state
+    transition ("illegal_transition") → 409 naming it. Limits (413) and an unavailable ledger (503) are left to the
+    app's error handlers."""
+
+    def __init__(self, *, not_found: tuple[type[Exception], ...], refused: tuple[type[Exception], ...]) -> None:
+        self.not_found = not_found
+        self.refused = refused
+
+    async def __call__(self, coro: Awaitable[T]) -> T:
+        try:
+            return await coro
+        except self.not_found as exc:
+            raise HTTPException(404, str(exc)) from None
+        except self.refused as exc:
+            code = getattr(exc, "code", "illegal_transition")
+            raise HTTPException(409, {"error": code, "message": str(exc)}) from None
 
 log = structlog.get_logger("kanjo.http")
 

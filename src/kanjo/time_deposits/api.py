@@ -8,13 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 
-from kanjo.platform.http import ERROR_RESPONSES
+from kanjo.platform.http import ERROR_RESPONSES, UUID_PATTERN, DomainAnswers
 from kanjo.time_deposits import queries, service
 from kanjo.time_deposits.model import IllegalTransition, Refused
 from kanjo.time_deposits.schemas import PlaceIn, RatesOut, RequestIn, SettlementOut, TimeDepositOut
 
 router = APIRouter(prefix="/v1/time-deposits", tags=["time deposits"], responses=ERROR_RESPONSES)
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 DepositId = Annotated[str, Path(pattern=UUID_PATTERN, description="the time deposit's id (UUID text)")]
 
 
@@ -22,16 +21,7 @@ def _t(request: Request) -> service.TimeDeposits:
     return request.app.state.time_deposits
 
 
-async def _call(coro):  # type: ignore[no-untyped-def]
-    """Domain outcomes to HTTP: unknown → 404, a business refusal or an illegal transition → 409."""
-    try:
-        return await coro
-    except service.NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except Refused as exc:
-        raise HTTPException(409, {"error": exc.code, "message": str(exc)}) from None
-    except IllegalTransition as exc:
-        raise HTTPException(409, {"error": "illegal_transition", "message": str(exc)}) from None
+_call = DomainAnswers(not_found=(service.NotFound,), refused=(Refused, IllegalTransition))
 
 
 @router.get("/rates", summary="The rate table in force on a date (default: the business date)",
