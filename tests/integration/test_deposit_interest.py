@@ -40,6 +40,10 @@ from kanjo.deposits import (
 from kanjo.deposits import interest as interest_module
 from kanjo.ledger import Ledger, verify_ledger
 from kanjo.platform import db
+from kanjo.time_deposits import Instruction, TimeDeposits, get_time_deposit, mature_due, place_time_deposit
+from kanjo.time_deposits import Status as TimeDepositStatus
+from kanjo.time_deposits import service as td_service
+from kanjo.time_deposits import store as td_store
 
 START = dt.date(2026, 2, 2)  # Monday: the first business day of February 2026
 LAST_BEFORE_PAYOUT = dt.date(2026, 7, 31)  # Friday: its balance counts for Saturday 1 and Sunday 2 August
@@ -300,3 +304,40 @@ async def test_refusals_name_the_reason(bank: Bank) -> None:
         await pay_interest(bank.d, CALENDAR, PAYOUT)
     assert refused.value.code == "interest_payout_too_late"
     assert await bank.balance(account) == 1_000_000 and await bank.gl() == (0, 0)
+
+
+async def test_time_deposit_maturity_in_concurrent_batches_survives_a_crash(
+    bank: Bank, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Maturity at scale runs several batches at once (kanjo.time_deposits.mature_due, batched for this work):
+    a batch that dies after the ledger took its chains is settled by the next run, exactly once."""
+    td = TimeDeposits(pool=bank.d.pool, ledger=bank.d.ledger, business_date=lambda: bank.today[0],
+                      calendar=CALENDAR)
+    customer = rid()
+    funding = (await open_ordinary_account(bank.d, rid(), customer, "001")).id
+    await deposit_cash(bank.d, rid(), funding, 7_000_000)
+    ids = [(await place_time_deposit(td, rid(), customer, funding, 1_000_000, 1, Instruction.PAY_OUT)).id
+           for _ in range(7)]
+    monkeypatch.setattr(td_service, "MATURITIES_PER_BATCH_MAX", 2)  # 4 batches, 3 in flight
+    real_record = td_store.record_settlements
+    calls = [0]
+
+    async def crash_on_second_batch(*args: object) -> None:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise ConnectionResetError("the process died")
+        await real_record(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(td_store, "record_settlements", crash_on_second_batch)
+    bank.on(dt.date(2026, 3, 2))  # 2 Feb + 1 month; 28 days at 0.100 %: 76.7 → ¥76; taxes ¥11 and ¥3
+    with pytest.raises(ConnectionResetError):
+        await mature_due(td)
+    monkeypatch.setattr(td_store, "record_settlements", real_record)
+    again = await mature_due(td)
+    assert again.failed == [] and calls[0] >= 2
+    assert await bank.balance(funding) == 7 * 1_000_062
+    assert [await bank.balance(i) for i in ids] == [0] * 7
+    assert [(await get_time_deposit(td, i)).status for i in ids] == [TimeDepositStatus.MATURED] * 7
+    assert await bank.gl() == (7 * 76, 7 * 14)
+    assert (await mature_due(td)).paid_out == 0
+    await _verified(bank)

@@ -109,7 +109,8 @@ class BranchDay(RuleBasedStateMachine):
             owner = self.customers[0 if i < 2 else 1]
             account = self.run(open_ordinary_account(self.bank.deposits, rid(), owner, "001"))
             self.accounts.append(account.id)
-            self.expected[account.id] = 0
+            self.run(deposit_cash(self.bank.deposits, rid(), account.id, 200_000))  # a salary, so fees can be paid
+            self.expected[account.id] = 200_000
 
     def owner(self, account_id: int) -> int:
         return self.customers[0 if self.accounts.index(account_id) < 2 else 1]
@@ -179,7 +180,7 @@ class BranchDay(RuleBasedStateMachine):
 
     # -- time deposits --------------------------------------------------------------------------------
 
-    @rule(i=st.integers(0, ACCOUNTS - 1), amount=amounts, term=st.sampled_from([1, 3, 12, 13]),
+    @rule(i=st.integers(0, ACCOUNTS - 1), amount=amounts, term=st.sampled_from([1, 1, 3, 12, 13]),
           instruction=st.sampled_from(list(Instruction)))
     def place(self, i: int, amount: int, term: int, instruction: Instruction) -> None:
         account = self.accounts[i]
@@ -208,7 +209,7 @@ class BranchDay(RuleBasedStateMachine):
         COVERED["withdrawn early"] += 1
         assert self.run(withdraw_early(self.bank.time_deposits, request, deposit_id)) == s  # a retry
 
-    @rule(days=st.sampled_from([1, 1, 3, 35, 95]))
+    @rule(days=st.sampled_from([1, 3, 35, 95]))
     def days_pass(self, days: int) -> None:
         """Business days pass; each day's maturity run settles what fell due that day, exactly once."""
         last = self.bank.calendar.next_business_day(self.today[0] + dt.timedelta(days=days - 1))

@@ -13,6 +13,7 @@ from kanjo.deposits import (
     PayoutKind,
     RateSchedule,
     TaxClass,
+    interest,
     interest_payout_day,
     is_interest_payout_day,
 )
@@ -105,6 +106,9 @@ def test_derived_ids_are_uuid5() -> None:
     name = f"{account:032x}:2026-08-03:half_yearly:credit"
     assert credit_transfer_id(account, dt.date(2026, 8, 3), PayoutKind.HALF_YEARLY) == uuid.uuid5(
         INTEREST_NAMESPACE, name).int
+    derive = interest._credit_ids(dt.date(2026, 8, 3), PayoutKind.HALF_YEARLY)
+    for other in (account, 1, 2**128 - 2):
+        assert derive(other) == credit_transfer_id(other, dt.date(2026, 8, 3), PayoutKind.HALF_YEARLY)
 
 
 def test_payout_days_are_the_first_business_days_of_february_and_august() -> None:

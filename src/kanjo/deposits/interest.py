@@ -26,7 +26,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -44,10 +44,12 @@ from kanjo.deposits.interest_model import (
     TaxClass,
     accrual_end,
     accrued_decimal,
+    interest_minor,
     interest_payout_day,
     is_interest_payout_day,
     payment_for,
     totals_before,
+    withholding_tax,
 )
 from kanjo.deposits.limits import (
     INTEREST_BATCHES_IN_FLIGHT_MAX,
@@ -65,7 +67,7 @@ POSTED = frozenset({R.OK, R.EXISTS})
 INTEREST_NAMESPACE = uuid.UUID("6b616e6a-6f00-4000-8000-696e74657273")
 ACCRUAL_JOB = "accrual"
 PAYOUT_JOB = "payout"
-SCAN_PAGE_ROWS = 8190  # the ledger's page (ledger_page_rows_max)
+SCAN_PAGE_ROWS = limits.get("ledger_page_rows_max").maximum  # one page of the ledger's scan
 SCAN_PAGES_AHEAD = 2  # pages read from the ledger while the previous ones are copied
 # user_data_32 of an interest transfer: which leg it is (all carry the code INTEREST_CODE).
 LEG_CREDIT, LEG_NATIONAL_TAX, LEG_LOCAL_TAX = 1, 2, 3
@@ -74,22 +76,32 @@ LEG_CREDIT, LEG_NATIONAL_TAX, LEG_LOCAL_TAX = 1, 2, 3
 # -- ids -----------------------------------------------------------------------------------------------
 
 _NAMESPACE_BYTES = INTEREST_NAMESPACE.bytes
+_UUID5_CLEAR = ~(0xF000 << 64) & ~(0xC000 << 48)  # the version and variant bits
+_UUID5_MARK = (5 << 76) | (0x8000 << 48)  # version 5, RFC 4122 variant
 
 
-def _derived(name: str) -> int:
+def _derived(name: bytes) -> int:
     """uuid.uuid5(INTEREST_NAMESPACE, name).int, without building UUID objects (a payout derives a million)."""
-    n = int.from_bytes(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16], "big")
-    return (n & ~(0xF000 << 64) & ~(0xC000 << 48)) | (5 << 76) | (0x8000 << 48)
+    return (int.from_bytes(hashlib.sha1(_NAMESPACE_BYTES + name).digest()[:16], "big") & _UUID5_CLEAR) | _UUID5_MARK
 
 
 def credit_transfer_id(account_id: int, paid_on: dt.date, kind: PayoutKind) -> int:
     """One credit per (account, payout day, kind): a payout, however often run, credits an account once."""
-    return _derived(f"{account_id:032x}:{paid_on.isoformat()}:{kind.value}:credit")
+    return _credit_ids(paid_on, kind)(account_id)
+
+
+def _credit_ids(paid_on: dt.date, kind: PayoutKind) -> Callable[[int], int]:
+    """credit_transfer_id for one payout day and kind, with the constant part of the name prepared once."""
+    suffix = f":{paid_on.isoformat()}:{kind.value}:credit".encode()
+
+    def derive(account_id: int) -> int:
+        return _derived(b"%032x" % account_id + suffix)
+    return derive
 
 
 def tax_transfer_id(paid_on: dt.date, kind: PayoutKind, key: str, leg: str) -> int:
     """The tax of a payout day (key "all") or of one closing (key: the account)."""
-    return _derived(f"tax:{paid_on.isoformat()}:{kind.value}:{key}:{leg}")
+    return _derived(f"tax:{paid_on.isoformat()}:{kind.value}:{key}:{leg}".encode())
 
 
 # -- accrual -------------------------------------------------------------------------------------------
@@ -356,9 +368,13 @@ async def _pay_pages(d: Deposits, day: dt.date, restarted_on: dt.date | None, ra
     return pages
 
 
+_TAX_CLASSES = {c.value: c for c in TaxClass}
+
+
 def _page_payments(rows: list[asyncpg.Record], day: dt.date, restarted_on: dt.date | None,
-                   rates: RateSchedule) -> list[InterestPayment]:
-    """The page's payments of at least one yen."""
+                   rates: RateSchedule) -> list[tuple]:
+    """The page's payments of at least one yen, as payment rows without their status (a million of them:
+    plain tuples in interest_store.PAYMENT_COLUMNS order, the rules still those of interest_model)."""
     factors: dict[dt.date, int] = {}
 
     def rate_days(start: dt.date, end: dt.date) -> int:
@@ -367,25 +383,37 @@ def _page_payments(rows: list[asyncpg.Record], day: dt.date, restarted_on: dt.da
             found = factors[start] = rates.rate_days(start, end)
         return found
 
+    kind = PayoutKind.HALF_YEARLY.value
+    period_end = day - dt.timedelta(days=1)
     payments = []
     for account_id, tax_class, period_start, balance, balance_from, balance_days, weighted in rows:
         days_total, weighted_total = totals_before(period_start, balance, balance_from, int(balance_days),
                                                    int(weighted), day, restarted_on, rate_days)
-        p = payment_for(account_id, PayoutKind.HALF_YEARLY, day, max(period_start, restarted_on or period_start),
-                        days_total, weighted_total, TaxClass(tax_class))
-        if p.gross_minor:
-            payments.append(p)
+        gross = interest_minor(weighted_total)
+        if gross:
+            tax = withholding_tax(gross, _TAX_CLASSES[tax_class])
+            start = max(period_start, restarted_on) if restarted_on else period_start
+            payments.append((day, kind, account_id, tax_class, start, period_end, days_total, gross,
+                             tax.national_minor, tax.local_minor, gross - tax.total_minor))
     return payments
+
+
+def _page_credit(row: tuple, derive: Callable[[int], int]) -> Transfer:
+    """The credit of one payment row (positional: id, debit, credit, amount, ledger, code, flags, pending_id,
+    timeout, user_data_128/64/32, business date)."""
+    account_id = row[2]
+    return Transfer(derive(account_id), _EXPENSE_ID, account_id, row[10], JPY, INTEREST_CODE, 0, 0, 0, 0, 0,
+                    LEG_CREDIT, row[0])
 
 
 _EXPENSE_ID = gl_account_id(DEPOSIT_INTEREST_EXPENSE)
 _TAX_PAYABLE_ID = gl_account_id(WITHHOLDING_TAX_PAYABLE)
 
 
-def _credit(p: InterestPayment, flags: int = 0) -> Transfer:
-    return Transfer(id=credit_transfer_id(p.account_id, p.paid_on, p.kind), debit_account_id=_EXPENSE_ID,
-                    credit_account_id=p.account_id, amount=p.net_minor, ledger=JPY, code=INTEREST_CODE, flags=flags,
-                    user_data_32=LEG_CREDIT, business_date=p.paid_on)
+def _credit(p: InterestPayment, transfer_id: int | None = None) -> Transfer:
+    """The net interest, from the interest expense to the account (passbook: 決算利息)."""
+    return Transfer(transfer_id or credit_transfer_id(p.account_id, p.paid_on, p.kind), _EXPENSE_ID, p.account_id,
+                    p.net_minor, JPY, INTEREST_CODE, 0, 0, 0, 0, 0, LEG_CREDIT, p.paid_on)
 
 
 def _tax_legs(kind: PayoutKind, paid_on: dt.date, key: str, national_minor: int, local_minor: int) -> list[Transfer]:
@@ -396,14 +424,15 @@ def _tax_legs(kind: PayoutKind, paid_on: dt.date, key: str, national_minor: int,
             for leg, leg_code, amount in legs if amount > 0]
 
 
-async def _credit_page(d: Deposits, payments: list[InterestPayment], slot: asyncio.Semaphore) -> None:
+async def _credit_page(d: Deposits, payments: list[tuple], slot: asyncio.Semaphore) -> None:
     """Credit a page's accounts, then record each payment as paid or failed (the ledger's answer)."""
     try:
         if not payments:
             return
-        outcomes = await d.ledger.create_transfers([_credit(p) for p in payments])
-        rows = [store.payment_row(p, "paid", None) if o.result in POSTED
-                else store.payment_row(p, "failed", o.result.name.lower())
+        derive = _credit_ids(payments[0][0], PayoutKind.HALF_YEARLY)
+        outcomes = await d.ledger.create_transfers([_page_credit(p, derive) for p in payments])
+        paid = ("paid", None)
+        rows = [p + paid if o.result in POSTED else (*p, "failed", o.result.name.lower())
                 for p, o in zip(payments, outcomes, strict=True)]
         async with d.pool.acquire() as conn:
             await store.copy_payments(conn, rows)

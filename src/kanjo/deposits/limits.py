@@ -70,3 +70,17 @@ INTEREST_DAYS_PER_RUN_MAX = limits.declare(
     "deposit_interest_days_per_run_max", 1_000, "days",
     "days between an accrual's oldest unchanged balance and the run (one period is 184): more means a stuck job",
 ).maximum
+
+
+def _check_interest_limits() -> None:
+    """A payout page is one ledger request, and the pages in flight fit the ledger's intake together."""
+    import kanjo.ledger  # noqa: F401  (declares the ledger's limits)
+    from kanjo.kernel.invariants import invariant
+
+    invariant(INTEREST_CREDITS_PER_BATCH_MAX <= limits.get("ledger_events_per_batch_max").maximum,
+              "an interest page's credits fit one ledger request")
+    invariant(INTEREST_CREDITS_PER_BATCH_MAX * INTEREST_BATCHES_IN_FLIGHT_MAX
+              <= limits.get("ledger_intake_events_max").maximum, "the pages in flight fit the ledger's intake")
+
+
+_check_interest_limits()

@@ -204,7 +204,8 @@ def _gl_ids() -> tuple[int, int]:
     return gl_account_id(DEPOSIT_INTEREST_EXPENSE), gl_account_id(WITHHOLDING_TAX_PAYABLE)
 
 
-def _settlement_chain(d: TimeDeposit, s: Settlement, early: bool) -> list[Transfer]:
+def _settlement_chain(d: TimeDeposit, s: Settlement, early: bool, business_date: dt.date | None = None
+                      ) -> list[Transfer]:
     """The deposit's linked chain: interest in, taxes out, payout; zero legs are left out."""
     invariant(s.principal_minor + s.interest_minor - s.tax.total_minor - s.paid_out_minor
               == s.renewed_principal_minor, "a settlement conserves every yen")
@@ -217,12 +218,13 @@ def _settlement_chain(d: TimeDeposit, s: Settlement, early: bool) -> list[Transf
         ("local-tax", d.id, tax_payable, s.tax.local_minor, LOCAL_TAX_CODE),
         ("payout", d.id, d.ordinary_account_id, s.paid_out_minor, payout_code),
     ]
-    chain = [Transfer(id=settlement_transfer_id(d.id, d.generation, prefix + leg), debit_account_id=debit,
-                      credit_account_id=credit, amount=amount, ledger=JPY, code=code, user_data_128=d.id,
-                      user_data_32=d.generation)
+    linked = int(TransferFlags.LINKED)
+    # Positional: id, debit, credit, amount, ledger, code, flags, pending_id, timeout, user_data_128/64/32, date.
+    chain = [Transfer(settlement_transfer_id(d.id, d.generation, prefix + leg), debit, credit, amount, JPY, code,
+                      linked, 0, 0, d.id, 0, d.generation, business_date)
              for leg, debit, credit, amount, code in legs if amount > 0]
-    for transfer in chain[:-1]:
-        transfer.flags = int(TransferFlags.LINKED)
+    if chain:  # a renewal with no interest moves nothing
+        chain[-1].flags = 0
     return chain
 
 
@@ -316,9 +318,7 @@ def _plan_maturities(t: TimeDeposits, due: list[TimeDeposit], rates: RateTable, 
         except Refused as exc:
             run.failed.append((d.id, str(exc)))
             continue
-        for transfer in (chain := _settlement_chain(d, s, early=False)):
-            transfer.business_date = day
-        plans.append((d, s, after, chain))
+        plans.append((d, s, after, _settlement_chain(d, s, early=False, business_date=day)))
     return plans
 
 
