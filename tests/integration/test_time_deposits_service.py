@@ -185,3 +185,21 @@ async def test_early_withdrawal_amounts_and_refusals(bank: Bank) -> None:
     s = await withdraw_early(bank.td, rid(), d.id)
     assert (s.interest_minor, s.tax, s.paid_out_minor) == (2, Tax(0, 0), 1_000_002)
     await _verified(bank)
+
+
+async def test_a_run_after_missed_days_catches_up_every_generation_once(bank: Bank) -> None:
+    """The maturity run did not run for three months (an outage): the next run settles each monthly generation
+    that fell due, in order, once; running it again changes nothing."""
+    customer, ordinary = await bank.customer_with(1_000_000)
+    d = await place_time_deposit(bank.td, rid(), customer, ordinary, 1_000_000, 1,
+                                 Instruction.RENEW_PRINCIPAL_AND_INTEREST)
+    late = dt.date(2026, 6, 8)  # generations due 6 Apr, 6 May and 8 Jun (6 Jun is a Saturday)
+    bank.today[0] = late
+    run = await mature_due(bank.td, late)
+    assert (run.renewed, run.paid_out, run.failed) == (3, 0, [])
+    after = await get_time_deposit(bank.td, d.id)
+    assert (after.generation, after.placed_on, after.matures_on) == (4, dt.date(2026, 6, 6), dt.date(2026, 7, 6))
+    assert after.principal_minor > 1_000_000  # each generation's net interest was added to the principal
+    again = await mature_due(bank.td, late)
+    assert (again.renewed, again.paid_out) == (0, 0)
+    assert await overdue_unprocessed(bank.td, late) == 0

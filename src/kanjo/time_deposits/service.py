@@ -251,6 +251,18 @@ async def mature_due(t: TimeDeposits, business_date: dt.date | None = None) -> M
     async with t.pool.acquire() as conn:
         rates = await store.rate_table(conn, day)
     pays_on: dict[dt.date, dt.date] = {}  # the renewals' payment days, by contractual date (a few per run)
+    # A run after missed days (an outage) catches up: a renewed generation already payable is settled by the
+    # next pass, until a pass settles nothing more.
+    while True:
+        settled = run.renewed + run.paid_out
+        await _mature_pass(t, day, rates, run, pays_on)
+        if run.renewed + run.paid_out == settled or run.renewed == 0:
+            return run
+
+
+async def _mature_pass(t: TimeDeposits, day: dt.date, rates: RateTable, run: MaturityRun,
+                       pays_on: dict[dt.date, dt.date]) -> None:
+    """One pass over the deposits payable on or before `day`, each settled for its current generation."""
     slots = asyncio.Semaphore(MATURITY_BATCHES_IN_FLIGHT_MAX)
     after: tuple[dt.date, int] = (dt.date.min, 0)
     async with _first_failure(), asyncio.TaskGroup() as group:
@@ -271,7 +283,6 @@ async def mature_due(t: TimeDeposits, business_date: dt.date | None = None) -> M
             group.create_task(_settle_batch(t, batch, _plan_maturities(t, due, rates, day, run, pays_on), day, run))
             if len(due) < MATURITIES_PER_BATCH_MAX:
                 break
-    return run
 
 
 class _Batch:
