@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from kanjo.business_calendar import BankCalendar
 from kanjo.customers import account_opening_refusal
-from kanjo.deposits import CustomerCheck, Deposits
+from kanjo.deposits import CustomerCheck, Deposits, Status, get_account
+from kanjo.deposits import NotFound as DepositNotFound
 from kanjo.fees import CODE_LABELS as FEE_LABELS
 from kanjo.fees import Fees
 from kanjo.ledger import Ledger
@@ -56,9 +57,19 @@ def build_bank(ledger: Ledger, calendar: BankCalendar | None = None,
     deposits.closing_check = others_say
     # How statements and passbooks name the other contexts' transfers (定期預入, 手数料, カードローン借入…).
     deposits.labels = {**deposits.labels, **TIME_DEPOSIT_LABELS, **FEE_LABELS, **LOAN_LABELS}
+    async def funding_say(account_id: int) -> str | None:
+        """Money leaves an ordinary account for a time deposit only while the account is active."""
+        try:
+            account = await get_account(deposits, account_id)
+        except DepositNotFound:
+            return None  # the time-deposit context answers an unknown account itself
+        return None if account.status is Status.ACTIVE else (
+            f"the funding account is {account.status.value}: nothing can leave it now")
+
     return Bank(
         ledger=ledger, calendar=calendar, business_date=today, deposits=deposits,
-        time_deposits=TimeDeposits(pool=pool, ledger=ledger, business_date=today, calendar=calendar),
+        time_deposits=TimeDeposits(pool=pool, ledger=ledger, business_date=today, calendar=calendar,
+                                   funding_check=funding_say),
         fees=Fees(pool=pool, ledger=ledger, business_date=today, calendar=calendar),
         loans=Loans(pool=pool, ledger=ledger, deposits=deposits, business_date=today, calendar=calendar,
                     customer_check=customer_check or customers_say),

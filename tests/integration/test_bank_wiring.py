@@ -58,3 +58,21 @@ async def test_statement_names_and_closing_an_account_a_loan_depends_on(ledger_d
         assert closed.status is deposits.Status.CLOSED
     finally:
         await ledger.stop()
+
+
+async def test_a_frozen_account_cannot_fund_a_time_deposit(ledger_dsn: str) -> None:
+    ledger = await Ledger.start(ledger_dsn, business_date=lambda: TODAY)
+    try:
+        await ensure_chart(ledger)
+        bank = build_bank(ledger, BankCalendar(), business_date=lambda: TODAY, customer_check=eligible)
+        customer = rid()
+        account = await deposits.open_ordinary_account(bank.deposits, rid(), customer, "101")
+        await deposits.deposit_cash(bank.deposits, rid(), account.id, 600_000)
+        await deposits.change_status(bank.deposits, rid(), account.id, deposits.Action.FREEZE, "差押え")
+        with pytest.raises(time_deposits.Refused) as refused:
+            await time_deposits.place_time_deposit(bank.time_deposits, rid(), customer, account.id, 500_000, 12,
+                                                   time_deposits.Instruction.PAY_OUT)
+        assert refused.value.code == "funding_account_not_usable" and "frozen" in str(refused.value)
+        assert (await deposits.balance(bank.deposits, account.id)).balance_minor == 600_000
+    finally:
+        await ledger.stop()

@@ -13,7 +13,7 @@ import datetime as dt
 import functools
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
@@ -70,12 +70,14 @@ POSTED = frozenset({R.OK, R.EXISTS, R.EXISTS_WITH_DIFFERENT_BUSINESS_DATE})
 
 @dataclass
 class TimeDeposits:
-    """The context's handle: its database pool, the ledger, the business date and the bank calendar."""
+    """The context's handle: its database pool, the ledger, the business date and the bank calendar;
+    `funding_check` says why an ordinary account may not fund a placement now (frozen, dormant…), wired by the app."""
 
     pool: asyncpg.Pool
     ledger: Ledger
     business_date: Callable[[], dt.date]
     calendar: BankCalendar
+    funding_check: Callable[[int], Awaitable[str | None]] | None = None
 
 
 class NotFound(Exception):
@@ -115,6 +117,8 @@ async def place_time_deposit(t: TimeDeposits, request_id: int, customer_id: int,
             return await _replayed_placement(conn, done, customer_id, funding_account_id, principal_minor, term)
         rate = (await store.rate_table(conn, today)).rate(term, principal_minor)
     await _check_funding_account(t, customer_id, funding_account_id)
+    if t.funding_check is not None and (why := await t.funding_check(funding_account_id)) is not None:
+        raise Refused("funding_account_not_usable", why)
     deposit_id = derived_id(request_id, "time-deposit")
     [created] = await t.ledger.create_accounts([Account(
         id=deposit_id, ledger=JPY, code=TIME_DEPOSIT.code, flags=GUARDED_DEPOSIT_FLAGS, user_data_128=customer_id)])
