@@ -16,7 +16,7 @@ from kanjo.ledger import Ledger
 from kanjo.loans import CODE_LABELS as LOAN_LABELS
 from kanjo.loans import Loans, account_closing_refusal
 from kanjo.time_deposits import CODE_LABELS as TIME_DEPOSIT_LABELS
-from kanjo.time_deposits import TimeDeposits, pledged_principal, pledges
+from kanjo.time_deposits import TimeDeposits, paying_into, pledged_principal, pledges
 
 
 @dataclass
@@ -50,8 +50,8 @@ def build_bank(ledger: Ledger, calendar: BankCalendar | None = None,
 
     async def others_say(account_id: int) -> str | None:
         """Products that pay into or collect from the account keep it open."""
-        if await pledged_principal(pool, account_id):
-            return "time deposits pay into this account at maturity: withdraw them or name another account first"
+        if await pledged_principal(pool, account_id) or await paying_into(pool, account_id):
+            return "time deposits are attached to or pay into this account: withdraw them or name another account first"
         return await account_closing_refusal(pool, account_id)
 
     deposits.closing_check = others_say

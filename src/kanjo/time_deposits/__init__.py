@@ -1,4 +1,5 @@
-"""Time deposits (定期預金): placement at a table rate, maturity (renewal or payout), early withdrawal."""
+"""Time deposits (定期預金): placement at a table rate, maturity (renewal or payout to a named account),
+instruction changes before maturity, early withdrawal."""
 
 from kanjo.time_deposits.collateral import pledged_principal, pledges
 from kanjo.time_deposits.model import (
@@ -20,10 +21,12 @@ from kanjo.time_deposits.model import (
     interest_to_maturity,
     withholding_tax,
 )
+from kanjo.time_deposits.queries import paying_into
 from kanjo.time_deposits.service import (
     MaturityRun,
     NotFound,
     TimeDeposits,
+    change_instruction,
     derived_id,
     get_time_deposit,
     mature_due,
@@ -52,12 +55,14 @@ __all__ = [
     "TimeDeposit",
     "TimeDeposits",
     "add_months",
+    "change_instruction",
     "derived_id",
     "early_withdrawal_rate",
     "get_time_deposit",
     "interest_to_maturity",
     "mature_due",
     "overdue_unprocessed",
+    "paying_into",
     "place_time_deposit",
     "pledged_principal",
     "pledges",

@@ -1,4 +1,5 @@
-"""HTTP routes of time deposits: the rate table, placement, lookups, early-withdrawal quotes and withdrawals."""
+"""HTTP routes of time deposits: the rate table, placement, lookups, instruction changes, early-withdrawal quotes
+and withdrawals."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from kanjo.platform.http import ERROR_RESPONSES, UUID_PATTERN, DomainAnswers
 from kanjo.time_deposits import queries, service
 from kanjo.time_deposits.model import IllegalTransition, Refused
-from kanjo.time_deposits.schemas import PlaceIn, RatesOut, RequestIn, SettlementOut, TimeDepositOut
+from kanjo.time_deposits.schemas import InstructionIn, PlaceIn, RatesOut, RequestIn, SettlementOut, TimeDepositOut
 
 router = APIRouter(prefix="/v1/time-deposits", tags=["time deposits"], responses=ERROR_RESPONSES)
 DepositId = Annotated[str, Path(pattern=UUID_PATTERN, description="the time deposit's id (UUID text)")]
@@ -39,7 +40,7 @@ async def rates(request: Request, on: Annotated[dt.date | None, Query()] = None)
 async def place(body: PlaceIn, request: Request) -> TimeDepositOut:
     d = await _call(service.place_time_deposit(_t(request), body.request_id, body.customer_id,
                                                body.funding_account_id, body.principal, body.term_months,
-                                               body.instruction, body.tax_class))
+                                               body.instruction, body.tax_class, body.payout_account_id))
     return TimeDepositOut.of(d)
 
 
@@ -54,6 +55,14 @@ async def of_customer(
 @router.get("/{deposit_id}", summary="One time deposit", response_model=TimeDepositOut)
 async def get(deposit_id: DepositId, request: Request) -> TimeDepositOut:
     return TimeDepositOut.of(await _call(service.get_time_deposit(_t(request), uuid.UUID(deposit_id).int)))
+
+
+@router.post("/{deposit_id}/instruction", summary="満期時の取扱変更: what maturity does and where it pays, before the"
+             " maturity date (idempotent by request_id)", response_model=TimeDepositOut)
+async def change_instruction(deposit_id: DepositId, body: InstructionIn, request: Request) -> TimeDepositOut:
+    d = await _call(service.change_instruction(_t(request), body.request_id, uuid.UUID(deposit_id).int,
+                                               body.instruction, body.payout_account_id))
+    return TimeDepositOut.of(d)
 
 
 @router.get("/{deposit_id}/early-withdrawal-quote", summary="What withdrawing early today would pay (moves nothing)",

@@ -22,7 +22,8 @@ def _pledges_max() -> int:
 
 
 async def pledges(source: Source, account_id: int) -> list[Pledge]:
-    """The placed time deposits attached to (placed from, paying into) the ordinary account `account_id`."""
+    """The placed time deposits attached to the ordinary account `account_id` (the 総合口座 they were placed from;
+    payouts may be named to another account of the customer, which does not move the pledge)."""
     reader = source.pool if isinstance(source, TimeDeposits) else source
     rows = await reader.fetch(
         "SELECT id, principal_minor, rate_percent, placed_on FROM time_deposits.deposits"

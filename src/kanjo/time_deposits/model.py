@@ -168,9 +168,9 @@ def early_withdrawal_rate(contract_rate_percent: Decimal, placed_on: dt.date, ma
 # -- the deposit and its state machine ------------------------------------------------------------
 
 class Instruction(enum.StrEnum):
-    RENEW_PRINCIPAL = "renew_principal"  # 元本継続: interest paid to the ordinary account
+    RENEW_PRINCIPAL = "renew_principal"  # 元本継続: interest paid to the payout account
     RENEW_PRINCIPAL_AND_INTEREST = "renew_principal_and_interest"  # 元利継続
-    PAY_OUT = "pay_out"  # 自動解約: principal and interest to the ordinary account
+    PAY_OUT = "pay_out"  # 自動解約: principal and interest to the payout account
 
 
 class Status(enum.StrEnum):
@@ -183,12 +183,14 @@ class Action(enum.StrEnum):
     RENEW = "renew"
     PAY_OUT_AT_MATURITY = "pay_out_at_maturity"
     WITHDRAW_EARLY = "withdraw_early"
+    CHANGE_INSTRUCTION = "change_instruction"  # 満期時の取扱変更: before the maturity date only
 
 
 TRANSITIONS: dict[tuple[Action, Status], Status] = {
     (Action.RENEW, Status.PLACED): Status.PLACED,
     (Action.PAY_OUT_AT_MATURITY, Status.PLACED): Status.MATURED,
     (Action.WITHDRAW_EARLY, Status.PLACED): Status.WITHDRAWN,
+    (Action.CHANGE_INSTRUCTION, Status.PLACED): Status.PLACED,
 }
 
 
@@ -208,9 +210,16 @@ def transition(status: Status, action: Action) -> Status:
 
 @dataclass(frozen=True, slots=True)
 class TimeDeposit:
+    """One time deposit in its current generation.
+
+    Two ordinary accounts of the customer: `ordinary_account_id` funded the placement and is the account the
+    deposit is attached to (the 総合口座 whose overdraft it secures, see collateral.py); `payout_account_id`
+    (入金口座) receives the interest and principal paid out. They are the same account unless one was named.
+    """
+
     id: int  # also the ledger account's id
     customer_id: int
-    ordinary_account_id: int  # funds the placement, receives payouts
+    ordinary_account_id: int  # funded the placement; the 総合口座 the deposit is attached to (collateral)
     principal_minor: int  # of the current generation
     rate_percent: Decimal  # fixed at placement (or renewal)
     term_months: int
@@ -222,6 +231,11 @@ class TimeDeposit:
     status: Status
     generation: int  # 1 at placement, +1 at each renewal
     closed_on: dt.date | None = None
+    payout_account_id: int = 0  # receives what is paid out; 0 when built means the ordinary account
+
+    def __post_init__(self) -> None:
+        if self.payout_account_id == 0:  # not a real account id (the nil UUID): the default, the funding account
+            object.__setattr__(self, "payout_account_id", self.ordinary_account_id)
 
     @property
     def term(self) -> Term:
@@ -239,7 +253,7 @@ class Settlement:
     principal_minor: int
     interest_minor: int  # gross
     tax: Tax
-    paid_out_minor: int  # to the ordinary account
+    paid_out_minor: int  # to the payout account
     renewed_principal_minor: int  # 0 unless renewed
 
     @property
@@ -271,6 +285,24 @@ def settle_early(d: TimeDeposit, on: dt.date) -> Settlement:
     interest = simple_interest(d.principal_minor, rate, (on - d.placed_on).days)
     tax = withholding_tax(interest, d.tax_class)
     return Settlement(d.principal_minor, interest, tax, d.principal_minor + interest - tax.total_minor, 0)
+
+
+def reinstructed(d: TimeDeposit, on: dt.date, instruction: Instruction,
+                 payout_account_id: int | None = None) -> TimeDeposit:
+    """満期時の取扱変更 on `on`: what the coming maturity does, and where it pays (None: the payout account kept).
+
+    Only while the deposit is placed and before its (contractual) maturity date: from that day its maturity
+    is being processed as instructed, so a change would race the money already moving.
+    """
+    if (Action.CHANGE_INSTRUCTION, d.status) not in TRANSITIONS:
+        raise IllegalTransition(Action.CHANGE_INSTRUCTION, d.status,
+                                f"the time deposit is {d.status.value}: it has no maturity ahead to instruct")
+    if on >= d.matures_on:
+        raise IllegalTransition(Action.CHANGE_INSTRUCTION, d.status,
+                                f"the deposit matures on {d.matures_on}: its instruction can be changed up to the"
+                                f" day before, not on {on}")
+    return replace(d, instruction=instruction, payout_account_id=d.payout_account_id if payout_account_id is None
+                   else payout_account_id)
 
 
 def renewed(d: TimeDeposit, s: Settlement, rate_percent: Decimal, pays_on: dt.date) -> TimeDeposit:

@@ -27,12 +27,28 @@ class PlaceIn(BaseModel):
 
     request_id: Id
     customer_id: Id
-    funding_account_id: Id = Field(description="the customer's ordinary account: pays the principal, receives payouts")
+    funding_account_id: Id = Field(description="the customer's ordinary account: pays the principal; the deposit is"
+                                   " attached to it (総合口座)")
     principal: Annotated[int, Field(strict=True, ge=1, le=PRINCIPAL_MAX, description="yen")]
     term_months: Annotated[int, Field(strict=True, ge=TERM_MONTHS_MIN, le=TERM_MONTHS_MAX)]
     instruction: Instruction = Field(description="at maturity: renew principal (interest paid out), renew principal"
                                      " and interest, or pay everything out")
     tax_class: TaxClass = TaxClass.INDIVIDUAL
+    payout_account_id: Id | None = Field(default=None, description="入金口座: another ordinary account of the same"
+                                         " customer that receives interest and principal (default: the funding"
+                                         " account)")
+
+
+class InstructionIn(BaseModel):
+    """満期時の取扱変更, before the maturity date."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: Id
+    instruction: Instruction = Field(description="at maturity: renew principal (interest paid out), renew principal"
+                                     " and interest, or pay everything out")
+    payout_account_id: Id | None = Field(default=None, description="a new payout account (an ordinary account of"
+                                         " the same customer); omitted: the payout account is kept")
 
 
 class RequestIn(BaseModel):
@@ -44,7 +60,8 @@ class RequestIn(BaseModel):
 class TimeDepositOut(BaseModel):
     id: str
     customer_id: str
-    ordinary_account_id: str
+    ordinary_account_id: str = Field(description="funded the placement; the 総合口座 the deposit is attached to")
+    payout_account_id: str = Field(description="入金口座: receives what is paid out")
     principal: int
     rate_percent: Decimal
     term_months: int
@@ -61,7 +78,8 @@ class TimeDepositOut(BaseModel):
     @classmethod
     def of(cls, d: TimeDeposit) -> TimeDepositOut:
         return cls(id=str(uuid.UUID(int=d.id)), customer_id=str(uuid.UUID(int=d.customer_id)),
-                   ordinary_account_id=str(uuid.UUID(int=d.ordinary_account_id)), principal=d.principal_minor,
+                   ordinary_account_id=str(uuid.UUID(int=d.ordinary_account_id)),
+                   payout_account_id=str(uuid.UUID(int=d.payout_account_id)), principal=d.principal_minor,
                    rate_percent=d.rate_percent, term_months=d.term_months, compounding=d.compounding.value,
                    tax_class=d.tax_class.value, placed_on=d.placed_on, matures_on=d.matures_on, pays_on=d.pays_on,
                    instruction=d.instruction.value, status=d.status.value, generation=d.generation,
@@ -74,7 +92,7 @@ class SettlementOut(BaseModel):
     national_tax: int
     local_tax: int
     net_interest: int
-    paid_out: int = Field(description="to the ordinary account")
+    paid_out: int = Field(description="to the payout account")
     renewed_principal: int
 
     @classmethod

@@ -1,8 +1,13 @@
-"""Handlers of time deposits: place, mature what falls due (set-based, idempotent), withdraw early.
+"""Handlers of time deposits: place, change the maturity instruction, mature what falls due (set-based,
+idempotent), withdraw early.
 
 Money moves only through the ledger. A placement's transfer id derives from the caller's request id;
 a settlement's transfer ids derive from (deposit id, generation, leg), so a maturity or an early
 withdrawal of one generation can be posted once only, however often it is run or retried.
+
+Settlements pay the deposit's payout account (入金口座: the funding account unless another ordinary
+account of the same customer was named at placement or by an instruction change); the deposit stays
+attached to the account it was placed from (its `ordinary_account_id`, the 総合口座 it secures).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from kanjo.time_deposits.model import (
     TaxClass,
     Term,
     TimeDeposit,
+    reinstructed,
     renewed,
     settle_at_maturity,
     settle_early,
@@ -71,7 +77,8 @@ POSTED = frozenset({R.OK, R.EXISTS, R.EXISTS_WITH_DIFFERENT_BUSINESS_DATE})
 @dataclass
 class TimeDeposits:
     """The context's handle: its database pool, the ledger, the business date and the bank calendar;
-    `funding_check` says why an ordinary account may not fund a placement now (frozen, dormant…), wired by the app."""
+    `funding_check` says why an ordinary account may not fund a placement now (frozen, dormant…), wired by the app;
+    the same check refuses a payout account that could not be used."""
 
     pool: asyncpg.Pool
     ledger: Ledger
@@ -103,9 +110,14 @@ def settlement_transfer_id(deposit_id: int, generation: int, leg: str) -> int:
 
 async def place_time_deposit(t: TimeDeposits, request_id: int, customer_id: int, funding_account_id: int,
                              principal_minor: int, term_months: int, instruction: Instruction,
-                             tax_class: TaxClass = TaxClass.INDIVIDUAL) -> TimeDeposit:
-    """預入: principal from the customer's ordinary account to a new time-deposit account, at today's rate."""
+                             tax_class: TaxClass = TaxClass.INDIVIDUAL,
+                             payout_account_id: int | None = None) -> TimeDeposit:
+    """預入: principal from the customer's ordinary account to a new time-deposit account, at today's rate.
+
+    What is paid out later goes to `payout_account_id`, another ordinary account of the same customer
+    (default: the funding account)."""
     term = Term(term_months)
+    payout = funding_account_id if payout_account_id is None else payout_account_id
     if principal_minor > PRINCIPAL_MAX:
         raise LimitReached(limits.get("time_deposit_principal_max_minor"), principal_minor)
     if principal_minor < 1:
@@ -114,11 +126,12 @@ async def place_time_deposit(t: TimeDeposits, request_id: int, customer_id: int,
     async with t.pool.acquire() as conn:
         done = await store.request(conn, request_id)
         if done is not None:
-            return await _replayed_placement(conn, done, customer_id, funding_account_id, principal_minor, term)
+            asked = _Asked(customer_id, funding_account_id, principal_minor, term, instruction, payout)
+            return await _replayed_placement(conn, done, asked)
         rate = (await store.rate_table(conn, today)).rate(term, principal_minor)
-    await _check_funding_account(t, customer_id, funding_account_id)
-    if t.funding_check is not None and (why := await t.funding_check(funding_account_id)) is not None:
-        raise Refused("funding_account_not_usable", why)
+    await _check_account(t, customer_id, funding_account_id, "funding")
+    if payout != funding_account_id:
+        await _check_account(t, customer_id, payout, "payout")
     deposit_id = derived_id(request_id, "time-deposit")
     [created] = await t.ledger.create_accounts([Account(
         id=deposit_id, ledger=JPY, code=TIME_DEPOSIT.code, flags=GUARDED_DEPOSIT_FLAGS, user_data_128=customer_id)])
@@ -133,36 +146,59 @@ async def place_time_deposit(t: TimeDeposits, request_id: int, customer_id: int,
     matures_on = term.maturity(today)
     deposit = TimeDeposit(deposit_id, customer_id, funding_account_id, principal_minor, rate, term.months,
                           tax_class, today, matures_on, t.calendar.next_business_day(matures_on, include_today=True),
-                          instruction, Status.PLACED, 1)
+                          instruction, Status.PLACED, 1, payout_account_id=payout)
     async with t.pool.acquire() as conn, conn.transaction():
         await store.insert_deposit(conn, deposit)
-        await store.record_request(conn, request_id, "place", deposit_id)
+        await store.record_request(conn, request_id, "place", deposit_id, instruction, payout)
         stored = await store.deposit(conn, deposit_id)
-    invariant(stored is not None and stored.principal_minor == principal_minor, "the placement was recorded")
+    invariant(stored is not None and stored.principal_minor == principal_minor
+              and stored.payout_account_id == payout, "the placement was recorded")
     assert stored is not None
     return stored
 
 
-async def _replayed_placement(conn: asyncpg.Connection, done: asyncpg.Record, customer_id: int,
-                              funding_account_id: int, principal_minor: int, term: Term) -> TimeDeposit:
-    """A retried placement answers the deposit it made (which may since have been renewed or settled)."""
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    """What a placement request asked for, to tell a retry from another request under the same id."""
+
+    customer_id: int
+    funding_account_id: int
+    principal_minor: int
+    term: Term
+    instruction: Instruction
+    payout_account_id: int
+
+
+async def _replayed_placement(conn: asyncpg.Connection, done: asyncpg.Record, asked: _Asked) -> TimeDeposit:
+    """A retried placement answers the deposit it made (which may since have been renewed, re-instructed or
+    settled): it is compared with what the placement asked for, not with the deposit's state now."""
     existing = await store.deposit(conn, done["deposit_id"])
     invariant(existing is not None, "a recorded request names its deposit")
     assert existing is not None
-    same = (done["kind"] == "place" and existing.customer_id == customer_id
-            and existing.ordinary_account_id == funding_account_id and existing.term_months == term.months
-            and (existing.generation > 1 or existing.principal_minor == principal_minor))
+    same = (done["kind"] == "place" and existing.customer_id == asked.customer_id
+            and existing.ordinary_account_id == asked.funding_account_id
+            and existing.term_months == asked.term.months
+            and (existing.generation > 1 or existing.principal_minor == asked.principal_minor)
+            and (done["instruction"] is None  # recorded before placements kept what they asked for
+                 or (done["instruction"] == asked.instruction.value
+                     and done["payout_account_id"] == asked.payout_account_id)))
     if not same:
         raise Refused("request_reused", "this request id was already used for a different request")
     return existing
 
 
-async def _check_funding_account(t: TimeDeposits, customer_id: int, account_id: int) -> None:
+async def _check_account(t: TimeDeposits, customer_id: int, account_id: int, role: str) -> None:
+    """The funding or payout account: an ordinary deposit account of the customer, usable now (if the bank says)."""
     found = await t.ledger.lookup_accounts([account_id])
     if not found or found[0].code != ORDINARY_DEPOSIT.code:
         raise NotFound(f"no ordinary deposit account {uuid.UUID(int=account_id)}")
     if found[0].user_data_128 != customer_id:
-        raise Refused("not_the_customers_account", "the funding account belongs to another customer")
+        raise Refused("not_the_customers_account", f"the {role} account belongs to another customer")
+    if t.funding_check is not None and (why := await t.funding_check(account_id)) is not None:
+        if role == "funding":
+            raise Refused("funding_account_not_usable", why)
+        raise Refused(f"{role}_account_not_usable", f"the {role} account {uuid.UUID(int=account_id)} cannot be"
+                      f" named: {why}")
 
 
 def _refusal(result: CreateTransferResult, amount_minor: int) -> Refused:
@@ -177,6 +213,54 @@ def _refusal(result: CreateTransferResult, amount_minor: int) -> Refused:
     if result in (R.DEBIT_ACCOUNT_NOT_FOUND, R.CREDIT_ACCOUNT_NOT_FOUND):
         return Refused("unknown_account", "an account of the movement is not in the ledger")
     return Refused(name, f"the ledger refused the posting: {name}")
+
+
+# -- instruction change (満期時の取扱変更) -------------------------------------------------------------------
+
+async def change_instruction(t: TimeDeposits, request_id: int, deposit_id: int, instruction: Instruction,
+                             payout_account_id: int | None = None) -> TimeDeposit:
+    """満期時の取扱変更: what the coming maturity does, and where it pays (None keeps the payout account).
+
+    Refused once the deposit is no longer placed, or on or after its maturity date. Idempotent by request id:
+    a retry answers the deposit as it is now and changes nothing; the same id with another change is refused.
+    The instruction and payout account hold for every later generation too, until changed again.
+    """
+    async with t.pool.acquire() as conn:
+        done = await store.request(conn, request_id)
+        if done is not None:
+            return await _replayed_change(conn, done, deposit_id, instruction, payout_account_id)
+        d = await store.deposit(conn, deposit_id)
+    if d is None:
+        raise NotFound(f"no time deposit {uuid.UUID(int=deposit_id)}")
+    today = t.business_date()
+    reinstructed(d, today, instruction, payout_account_id)  # refuses before asking about the account
+    if payout_account_id is not None and payout_account_id != d.payout_account_id:
+        await _check_account(t, d.customer_id, payout_account_id, "payout")
+    async with t.pool.acquire() as conn, conn.transaction():
+        locked = await store.deposit(conn, deposit_id, for_update=True)
+        invariant(locked is not None, "a time deposit is never deleted")
+        assert locked is not None
+        changed = reinstructed(locked, today, instruction, payout_account_id)  # a maturity may have run
+        await store.change_instruction(conn, changed)
+        if not await store.record_request(conn, request_id, "change_instruction", deposit_id, instruction,
+                                          payout_account_id):
+            # A concurrent retry recorded it first: answer as a retry does (a different change rolls back).
+            done = await store.request(conn, request_id)
+            assert done is not None
+            return await _replayed_change(conn, done, deposit_id, instruction, payout_account_id)
+    return changed
+
+
+async def _replayed_change(conn: asyncpg.Connection, done: asyncpg.Record, deposit_id: int,
+                           instruction: Instruction, payout_account_id: int | None) -> TimeDeposit:
+    same = (done["kind"] == "change_instruction" and done["deposit_id"] == deposit_id
+            and done["instruction"] == instruction.value and done["payout_account_id"] == payout_account_id)
+    if not same:
+        raise Refused("request_reused", "this request id was already used for a different request")
+    d = await store.deposit(conn, deposit_id)
+    invariant(d is not None, "a recorded request names its deposit")
+    assert d is not None
+    return d
 
 
 # -- reads -----------------------------------------------------------------------------------------------
@@ -220,7 +304,7 @@ def _settlement_chain(d: TimeDeposit, s: Settlement, early: bool, business_date:
         ("interest", expense, d.id, s.interest_minor, INTEREST_CODE),
         ("national-tax", d.id, tax_payable, s.tax.national_minor, NATIONAL_TAX_CODE),
         ("local-tax", d.id, tax_payable, s.tax.local_minor, LOCAL_TAX_CODE),
-        ("payout", d.id, d.ordinary_account_id, s.paid_out_minor, payout_code),
+        ("payout", d.id, d.payout_account_id, s.paid_out_minor, payout_code),
     ]
     linked = int(TransferFlags.LINKED)
     # Positional: id, debit, credit, amount, ledger, code, flags, pending_id, timeout, user_data_128/64/32, date.

@@ -7,15 +7,16 @@ from decimal import Decimal
 
 import asyncpg
 
+from kanjo.kernel.invariants import invariant
 from kanjo.time_deposits.model import Instruction, RateTable, Settlement, Status, Tax, TaxClass, TimeDeposit
 
 _COLUMNS = ("id, customer_id, ordinary_account_id, principal_minor, rate_percent, term_months, tax_class,"
-            " placed_on, matures_on, pays_on, instruction, status, generation, closed_on")
+            " placed_on, matures_on, pays_on, instruction, status, generation, closed_on, payout_account_id")
 
 
 def _deposit(r: asyncpg.Record) -> TimeDeposit:
     return TimeDeposit(r[0], r[1], r[2], r[3], r[4], r[5], TaxClass(r[6]), r[7], r[8], r[9], Instruction(r[10]),
-                       Status(r[11]), r[12], r[13])
+                       Status(r[11]), r[12], r[13], r[14])
 
 
 async def rate_table(conn: asyncpg.Connection, on: dt.date) -> RateTable:
@@ -60,20 +61,37 @@ async def count_overdue(conn: asyncpg.Connection, on: dt.date) -> int:
 async def insert_deposit(conn: asyncpg.Connection, d: TimeDeposit) -> None:
     await conn.execute(
         f"INSERT INTO time_deposits.deposits ({_COLUMNS})"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (id) DO NOTHING",
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (id) DO NOTHING",
         d.id, d.customer_id, d.ordinary_account_id, d.principal_minor, d.rate_percent, d.term_months,
         d.tax_class.value, d.placed_on, d.matures_on, d.pays_on, d.instruction.value, d.status.value,
-        d.generation, d.closed_on)
+        d.generation, d.closed_on, d.payout_account_id)
+
+
+async def change_instruction(conn: asyncpg.Connection, d: TimeDeposit) -> None:
+    """Store a placed deposit's instruction and payout account (the caller holds its row lock)."""
+    changed = await conn.execute(
+        "UPDATE time_deposits.deposits SET instruction = $2, payout_account_id = $3"
+        " WHERE id = $1 AND status = 'placed' AND generation = $4",
+        d.id, d.instruction.value, d.payout_account_id, d.generation)
+    invariant(changed == "UPDATE 1", "an instruction is changed on the placed generation read under its lock")
 
 
 async def request(conn: asyncpg.Connection, request_id: int) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT kind, deposit_id FROM time_deposits.requests WHERE request_id = $1",
-                               request_id)
+    """What a request id already did: kind, deposit_id, and for a placement or a change what it asked for
+    (instruction, payout_account_id; NULL on requests recorded before those were kept)."""
+    return await conn.fetchrow(
+        "SELECT kind, deposit_id, instruction, payout_account_id FROM time_deposits.requests WHERE request_id = $1",
+        request_id)
 
 
-async def record_request(conn: asyncpg.Connection, request_id: int, kind: str, deposit_id: int) -> None:
-    await conn.execute("INSERT INTO time_deposits.requests (request_id, kind, deposit_id) VALUES ($1, $2, $3)"
-                       " ON CONFLICT (request_id) DO NOTHING", request_id, kind, deposit_id)
+async def record_request(conn: asyncpg.Connection, request_id: int, kind: str, deposit_id: int,
+                         instruction: Instruction | None = None, payout_account_id: int | None = None) -> bool:
+    """Record a request as carried out; False when its id was already recorded (by a concurrent retry)."""
+    recorded = await conn.fetchval(
+        "INSERT INTO time_deposits.requests (request_id, kind, deposit_id, instruction, payout_account_id)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (request_id) DO NOTHING RETURNING true",
+        request_id, kind, deposit_id, instruction.value if instruction else None, payout_account_id)
+    return bool(recorded)
 
 
 async def settlement(conn: asyncpg.Connection, deposit_id: int, generation: int) -> Settlement | None:
