@@ -518,7 +518,7 @@ async def test_http_open_a_general_account_and_read_its_overdraft(bank: Bank) ->
         assert r.status_code == 200 and r.json()["subject"] == "sogo", r.text
         account = r.json()["id"]
         r = await api.post("/v1/deposits/accounts", json={"request_id": str(uuid.uuid4()), "customer_id": customer,
-                                                          "branch_code": "001", "subject": "current"})
+                                                          "branch_code": "001", "subject": "checking"})
         assert r.status_code == 422 and r.json()["fields"][0]["field"] == "subject", r.text
         await deposit_cash(bank.deposits, rid(), uuid.UUID(account).int, 1_000_000)
         await place_time_deposit(bank.td, rid(), uuid.UUID(customer).int, uuid.UUID(account).int, 1_000_000, 12,

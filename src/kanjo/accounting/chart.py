@@ -46,12 +46,13 @@ INTERNAL = (CASH_VAULT, ATM_CASH, SUSPENSE_DEBIT, WITHHOLDING_TAX_PAYABLE,
             SUSPENSE_CREDIT, ACCOUNT_CLOSURES, FEE_INCOME, LOAN_INTEREST_INCOME, DEPOSIT_INTEREST_EXPENSE)
 
 # Product codes of customers' accounts (ledger `code`), by subject (科目).
-ORDINARY_DEPOSIT = GLAccount(2001, "普通預金", "ordinary deposits", Kind.LIABILITY)
+ORDINARY_DEPOSIT = GLAccount(2001, "普通預金", "ordinary deposits", Kind.LIABILITY)  # 総合口座 too
+CURRENT_DEPOSIT = GLAccount(2002, "当座預金", "current deposits", Kind.LIABILITY)  # no interest by law
 TIME_DEPOSIT = GLAccount(2101, "定期預金", "time deposits", Kind.LIABILITY)
 # One overdraft account per 総合口座 (its automatic overdraft, 自動貸越) and one per card-loan contract.
 OVERDRAFT_RECEIVABLE = GLAccount(1301, "総合口座貸越", "overdrafts of general accounts", Kind.ASSET)
 CARD_LOAN = GLAccount(1302, "カードローン", "card loans", Kind.ASSET)
-PRODUCTS = (ORDINARY_DEPOSIT, TIME_DEPOSIT, OVERDRAFT_RECEIVABLE, CARD_LOAN)
+PRODUCTS = (ORDINARY_DEPOSIT, CURRENT_DEPOSIT, TIME_DEPOSIT, OVERDRAFT_RECEIVABLE, CARD_LOAN)
 BY_CODE = {a.code: a for a in (*INTERNAL, *PRODUCTS)}
 
 

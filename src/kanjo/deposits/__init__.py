@@ -1,4 +1,5 @@
-"""Deposits: ordinary deposit accounts (普通預金) on the ledger — open, move money, statements, status, close."""
+"""Deposits: ordinary (普通預金), general (総合口座) and current (当座預金) accounts on the ledger — open, move
+money, statements, status, close."""
 
 from kanjo.deposits.dormancy import (
     DORMANCY_SILENCE_MONTHS_DEFAULT,
@@ -71,6 +72,7 @@ from kanjo.deposits.service import (
     Deposits,
     NotFound,
     StatementLine,
+    StatementPage,
     accounts_of_customer,
     balance,
     change_status,
@@ -80,10 +82,12 @@ from kanjo.deposits.service import (
     derived_id,
     find_account,
     get_account,
+    open_current_account,
     open_ordinary_account,
     overdraft_state,
     repay_overdraft,
     statement,
+    statement_page,
     transfer,
     withdraw_cash,
 )
@@ -121,6 +125,7 @@ __all__ = [
     "RateSchedule",
     "Refused",
     "StatementLine",
+    "StatementPage",
     "Status",
     "Subject",
     "TaxClass",
@@ -146,6 +151,7 @@ __all__ = [
     "is_interest_payout_day",
     "job_request_id",
     "mark_dormant_accounts",
+    "open_current_account",
     "open_ordinary_account",
     "overdraft_limit",
     "overdraft_state",
@@ -159,6 +165,7 @@ __all__ = [
     "set_interest_tax_class",
     "settle_interest_on_close",
     "statement",
+    "statement_page",
     "sweep_overdrafts",
     "transfer",
     "unposted",

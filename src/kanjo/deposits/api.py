@@ -1,11 +1,14 @@
-"""HTTP routes of ordinary deposits: accounts, cash in and out, transfers, balances, statements, status."""
+"""HTTP routes of demand deposits (普通, 総合口座, 当座): accounts, cash in and out, transfers, balances, statements
+(by page or by period), status."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 
 from kanjo.deposits import service
 from kanjo.deposits.limits import STATEMENT_LINES_MAX
@@ -34,7 +37,7 @@ def _d(request: Request) -> service.Deposits:
 _call = DomainAnswers(not_found=(service.NotFound,), refused=(Refused, IllegalTransition))
 
 
-@router.post("/accounts", summary="Open an ordinary account or a 総合口座 (idempotent by request_id)",
+@router.post("/accounts", summary="Open an ordinary account, a 総合口座 or a 当座預金 (idempotent by request_id)",
              response_model=AccountOut)
 async def open_account(body: OpenAccountIn, request: Request) -> AccountOut:
     account = await _call(service.open_ordinary_account(_d(request), body.request_id, body.customer_id,
@@ -75,10 +78,17 @@ async def statement(
     account_id: AccountId, request: Request,
     after: Annotated[int, Query(ge=0, le=2**63 - 2, description="timestamp of the last line already seen")] = 0,
     limit: Annotated[int, Query(ge=1, le=STATEMENT_LINES_MAX)] = 100,
+    from_date: Annotated[dt.date | None, Query(alias="from", description="first business date (YYYY-MM-DD);"
+                                               " default: the day the account opened")] = None,
+    to_date: Annotated[dt.date | None, Query(alias="to", description="last business date, inclusive;"
+                                             " default: today")] = None,
 ) -> StatementOut:
-    lines = await _call(service.statement(_d(request), uuid.UUID(account_id).int, after_timestamp=after, limit=limit))
-    return StatementOut(lines=[StatementLineOut.of(line) for line in lines],
-                        next_after=lines[-1].timestamp if len(lines) == limit else None)
+    if from_date is not None and to_date is not None and from_date > to_date:
+        raise RequestValidationError([{"type": "value_error", "loc": ("query", "to"), "input": str(to_date),
+                                       "msg": f"the period ends ({to_date}) before it starts ({from_date})"}])
+    page = await _call(service.statement_page(_d(request), uuid.UUID(account_id).int, after_timestamp=after,
+                                              limit=limit, from_date=from_date, to_date=to_date))
+    return StatementOut(lines=[StatementLineOut.of(line) for line in page.lines], next_after=page.next_after)
 
 
 @router.post("/accounts/{account_id}/cash-deposits", summary="Cash paid in at a teller", response_model=PostingOut)

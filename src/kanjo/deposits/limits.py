@@ -13,6 +13,20 @@ AMOUNT_PER_TRANSACTION_MAX = limits.declare(
 STATEMENT_LINES_MAX = limits.declare(
     "deposit_statement_lines_max", 500, "lines", "one page of a statement (入出金明細); page by cursor",
 ).maximum
+STATEMENT_PERIOD_MONTHS_MAX = limits.declare(
+    "deposit_statement_period_months_max", 13, "months",
+    "a statement by period covers at most 13 calendar months (a year and the same month a year back), as"
+    " online banking shows; older history is a 取引明細書 ordered at a branch",
+).maximum
+STATEMENT_BACKDATING_DAYS_MAX = limits.declare(
+    "deposit_statement_backdating_days_max", 10, "days",
+    "a statement by period reads this many days of business dates beyond each end: a posting may carry a"
+    " business date earlier than one booked before it (a day-end job, a catch-up) by at most this",
+).maximum
+STATEMENT_TRANSFERS_SCANNED_MAX = limits.declare(
+    "deposit_statement_transfers_scanned_max", 20_000, "transfers",
+    "transfers read to answer one page of a statement by period; beyond it the page ends early with a cursor",
+).maximum
 # Passbooks (通帳) and dormancy: see passbook.py and dormancy.py.
 PASSBOOK_LINES_PER_PAGE_MAX = limits.declare(
     "passbook_lines_per_page_max", 24, "lines", "a passbook page has 24 printed lines; the printer then turns the page",

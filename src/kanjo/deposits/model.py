@@ -1,4 +1,5 @@
-"""Ordinary deposits (普通預金): account numbers, the account state machine and what each state allows."""
+"""Demand deposits (普通預金, 総合口座, 当座預金): account numbers, the account state machine and what each state
+allows, and what each subject (科目) has: interest, a passbook, an overdraft."""
 
 from __future__ import annotations
 
@@ -68,6 +69,19 @@ def check_can_move(status: Status, *, debit: bool) -> None:
 class Subject(enum.StrEnum):
     ORDINARY = "ordinary"  # 普通預金
     SOGO = "sogo"  # 総合口座: an ordinary account with time deposits attached and an automatic overdraft
+    CURRENT = "current"  # 当座預金: for payments (cheques, bills); no interest by law, a statement, no passbook
+
+
+# 当座預金 bears no interest (臨時金利調整法 and the 告示 under it forbid paying interest on it) and is served by
+# statements (当座勘定照合表), not a passbook; the other subjects have both.
+PASSBOOK_SUBJECTS = frozenset({Subject.ORDINARY, Subject.SOGO})
+
+
+def check_has_passbook(subject: Subject) -> None:
+    """Passbook operations exist only for subjects that have a passbook; a current account is refused."""
+    if subject not in PASSBOOK_SUBJECTS:
+        raise Refused("no_passbook", f"a {subject.value} account (当座預金) has a statement (入出金明細), not a"
+                      " passbook: there is nothing to print, carry forward, report lost or reissue")
 
 
 # Ledger transfer codes of the deposits context.

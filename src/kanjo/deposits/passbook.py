@@ -1,5 +1,6 @@
-"""Passbooks (通帳) of ordinary deposits: unposted lines (未記帳), printing (記帳) with page turns and
-合算記帳, carry-forward to a new passbook (繰越), loss reports and reissue (再発行); idempotent by request id.
+"""Passbooks (通帳) of ordinary deposits and 総合口座 (a current account has none): unposted lines (未記帳),
+printing (記帳) with page turns and 合算記帳, carry-forward to a new passbook (繰越), loss reports and reissue
+(再発行); idempotent by request id.
 
 The passbook reads the account's movements from the ledger and remembers only how far it has printed
 (page, line, and the ledger timestamp of the last movement printed). What it prints:
@@ -31,7 +32,7 @@ from kanjo.deposits.limits import (
     PASSBOOK_UNPOSTED_ITEMS_SCANNED_MAX,
     PASSBOOK_UNPOSTED_LINES_MAX,
 )
-from kanjo.deposits.model import CODE_LABELS, DepositAccount, Refused, Status
+from kanjo.deposits.model import CODE_LABELS, DepositAccount, Refused, Status, check_has_passbook
 from kanjo.deposits.service import Deposits, get_account
 from kanjo.kernel.invariants import invariant
 from kanjo.kernel.limits import LimitReached, limits
@@ -406,9 +407,16 @@ async def _event(conn: asyncpg.Connection, request_id: int) -> asyncpg.Record | 
 
 # -- reads ---------------------------------------------------------------------------------------------------
 
+async def _passbook_account(d: Deposits, account_id: int) -> DepositAccount:
+    """The account, if its subject has a passbook: a current account (当座預金) is refused `no_passbook`."""
+    account = await get_account(d, account_id)
+    check_has_passbook(account.subject)
+    return account
+
+
 async def get_passbook(d: Deposits, account_id: int) -> Passbook:
     """The account's current passbook (active, full or lost)."""
-    account = await get_account(d, account_id)
+    account = await _passbook_account(d, account_id)
     async with d.pool.acquire() as conn:
         stored = await _stored_current(conn, account_id)
     return stored if stored is not None else first_passbook(account)
@@ -483,7 +491,7 @@ async def print_passbook(d: Deposits, request_id: int, account_id: int) -> Print
         done = await _print_record(conn, request_id)
         if done is not None:
             return await _replayed_print(conn, done, request_id, account_id)
-    account = await get_account(d, account_id)
+    account = await _passbook_account(d, account_id)
     check_can_use_passbook(account.status)
     for _ in range(ATTEMPTS_MAX):
         book = await get_passbook(d, account_id)
@@ -565,7 +573,7 @@ async def _renew(d: Deposits, request_id: int, account_id: int, action: Passbook
         done = await _event(conn, request_id)
         if done is not None:
             return await _replayed_event(conn, done, account_id, action)
-    account = await get_account(d, account_id)
+    account = await _passbook_account(d, account_id)
     check_can_use_passbook(account.status)
     today = d.business_date()
     async with d.pool.acquire() as conn, conn.transaction():
@@ -594,7 +602,7 @@ async def report_lost(d: Deposits, request_id: int, account_id: int, reason: str
         done = await _event(conn, request_id)
         if done is not None:
             return await _replayed_event(conn, done, account_id, PassbookAction.REPORT_LOST)
-    account = await get_account(d, account_id)
+    account = await _passbook_account(d, account_id)
     async with d.pool.acquire() as conn, conn.transaction():
         book = await _lock_current(conn, account)
         done = await _event(conn, request_id)

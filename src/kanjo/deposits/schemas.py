@@ -26,7 +26,8 @@ class OpenAccountIn(_In):
     customer_id: Id
     branch_code: str = Field(pattern=r"^[0-9]{3}$", description="3-digit branch code, e.g. 001")
     subject: Subject = Field(default=Subject.ORDINARY,
-                             description="ordinary (普通預金) or sogo (総合口座: with an automatic overdraft)")
+                             description="ordinary (普通預金), sogo (総合口座: with an automatic overdraft) or"
+                                         " current (当座預金: no interest, no passbook)")
 
 
 class CashIn(_In):
@@ -106,7 +107,8 @@ class StatementLineOut(BaseModel):
 
 class StatementOut(BaseModel):
     lines: list[StatementLineOut]
-    next_after: int | None = Field(description="pass as `after` for the next page; null at the end")
+    next_after: int | None = Field(description="pass as `after` (with the same `from` and `to`) for the next page;"
+                                               " null at the end")
 
 
 class OverdraftOut(BaseModel):

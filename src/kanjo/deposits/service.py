@@ -1,4 +1,5 @@
-"""Handlers of ordinary deposits and 総合口座: open, deposit, withdraw, transfer, balance, statement, status, close.
+"""Handlers of ordinary deposits, 総合口座 and 当座預金: open, deposit, withdraw, transfer, balance, statement
+(by booking order or by period), status, close.
 
 Money moves only through the ledger, by transfers whose ids derive from the caller's request id:
 a retried request finds its transfer and answers as the first time, never moving money twice.
@@ -18,6 +19,7 @@ import asyncpg
 from kanjo.accounting import (
     ACCOUNT_CLOSURES,
     CASH_VAULT,
+    CURRENT_DEPOSIT,
     GUARDED_DEPOSIT_FLAGS,
     JPY,
     LOAN_INTEREST_INCOME,
@@ -26,7 +28,13 @@ from kanjo.accounting import (
     gl_account_id,
 )
 from kanjo.deposits import overdraft, store
-from kanjo.deposits.limits import AMOUNT_PER_TRANSACTION_MAX, STATEMENT_LINES_MAX
+from kanjo.deposits.limits import (
+    AMOUNT_PER_TRANSACTION_MAX,
+    STATEMENT_BACKDATING_DAYS_MAX,
+    STATEMENT_LINES_MAX,
+    STATEMENT_PERIOD_MONTHS_MAX,
+    STATEMENT_TRANSFERS_SCANNED_MAX,
+)
 from kanjo.deposits.model import (
     CASH_DEPOSIT_CODE,
     CASH_WITHDRAWAL_CODE,
@@ -97,9 +105,15 @@ def derived_id(request_id: int, leg: str) -> int:
 
 # -- accounts ----------------------------------------------------------------------------------------
 
+def ledger_code(subject: Subject) -> int:
+    """The product code of a subject's ledger accounts: 当座預金 has its own; a 総合口座 is an ordinary deposit."""
+    return CURRENT_DEPOSIT.code if subject is Subject.CURRENT else ORDINARY_DEPOSIT.code
+
+
 async def open_ordinary_account(d: Deposits, request_id: int, customer_id: int, branch_code: str,
                                 subject: Subject = Subject.ORDINARY) -> DepositAccount:
-    """普通預金, or a 総合口座 (subject SOGO) with its overdraft account. Idempotent by request id."""
+    """普通預金, a 総合口座 (subject SOGO) with its overdraft account, or a 当座預金 (subject CURRENT, see
+    open_current_account). Numbered from the branch's one counter, whatever the subject. Idempotent by request id."""
     async with d.pool.acquire() as conn:
         existing = await store.account_by_open_request(conn, request_id)
         if existing is not None:
@@ -119,7 +133,7 @@ async def open_ordinary_account(d: Deposits, request_id: int, customer_id: int, 
     today = d.business_date()
     account_id = derived_id(request_id, "account")
     # The ledger account first (idempotent by id): a product row never exists without its money.
-    await _create_ledger_account(d, account_id, customer_id)
+    await _create_ledger_account(d, account_id, customer_id, subject)
     if subject is Subject.SOGO:
         await _create_overdraft_ledger_account(d, account_id, customer_id)
     async with d.pool.acquire() as conn, conn.transaction():
@@ -140,9 +154,15 @@ async def open_ordinary_account(d: Deposits, request_id: int, customer_id: int, 
     return account
 
 
-async def _create_ledger_account(d: Deposits, account_id: int, customer_id: int) -> None:
+async def open_current_account(d: Deposits, request_id: int, customer_id: int, branch_code: str) -> DepositAccount:
+    """当座預金: a payment account bearing no interest, with statements and no passbook (ledger code 2002).
+    Cash, transfers, status and closing are those of an ordinary account. Idempotent by request id."""
+    return await open_ordinary_account(d, request_id, customer_id, branch_code, Subject.CURRENT)
+
+
+async def _create_ledger_account(d: Deposits, account_id: int, customer_id: int, subject: Subject) -> None:
     [outcome] = await d.ledger.create_accounts([Account(
-        id=account_id, ledger=JPY, code=ORDINARY_DEPOSIT.code, flags=GUARDED_DEPOSIT_FLAGS,
+        id=account_id, ledger=JPY, code=ledger_code(subject), flags=GUARDED_DEPOSIT_FLAGS,
         user_data_128=customer_id)])
     if outcome.result not in (CreateAccountResult.OK, CreateAccountResult.EXISTS):
         raise RuntimeError(f"the ledger refused the deposit account: {outcome.result.name}")
@@ -157,7 +177,7 @@ async def _create_overdraft_ledger_account(d: Deposits, account_id: int, custome
 
 
 async def _ensure_ledger_account(d: Deposits, account: DepositAccount) -> None:
-    await _create_ledger_account(d, account.id, account.customer_id)
+    await _create_ledger_account(d, account.id, account.customer_id, account.subject)
     if account.subject is Subject.SOGO:
         await _create_overdraft_ledger_account(d, account.id, account.customer_id)
 
@@ -165,6 +185,9 @@ async def _ensure_ledger_account(d: Deposits, account: DepositAccount) -> None:
 async def convert_to_general_account(d: Deposits, account_id: int) -> DepositAccount:
     """An active ordinary account becomes a 総合口座: its time deposits become collateral. Idempotent."""
     account = await get_account(d, account_id)
+    if account.subject is Subject.CURRENT:
+        raise Refused("not_an_ordinary_account", f"account {account.label} is a current account (当座預金): only an"
+                      " ordinary account can become a 総合口座")
     if account.subject is Subject.ORDINARY and account.status is not Status.ACTIVE:
         raise Refused("account_not_active", f"only an active account can become a 総合口座; this one is"
                       f" {account.status.value}")
@@ -412,24 +435,146 @@ class StatementLine:
     pending: bool
 
 
-async def statement(d: Deposits, account_id: int, *, after_timestamp: int = 0, limit: int = 100) -> list[StatementLine]:
-    """入出金明細: the account's movements in booking order, each with the balance after it."""
+@dataclass(frozen=True, slots=True)
+class StatementPage:
+    lines: list[StatementLine]
+    next_after: int | None  # pass as `after_timestamp` (with the same period) for the next page; None at the end
+
+
+async def statement(d: Deposits, account_id: int, *, after_timestamp: int = 0, limit: int = 100,
+                    from_date: dt.date | None = None, to_date: dt.date | None = None) -> list[StatementLine]:
+    """入出金明細: the account's movements in booking order, each with the balance after it (see statement_page)."""
+    return (await statement_page(d, account_id, after_timestamp=after_timestamp, limit=limit, from_date=from_date,
+                                 to_date=to_date)).lines
+
+
+async def statement_page(d: Deposits, account_id: int, *, after_timestamp: int = 0, limit: int = 100,
+                         from_date: dt.date | None = None, to_date: dt.date | None = None) -> StatementPage:
+    """入出金明細, one page: the movements booked after `after_timestamp`, in booking order, with the balance after
+    each. With a period (`from_date` / `to_date`, inclusive business dates) only the movements of those days:
+    a missing `to_date` is today, a missing `from_date` the day the account opened; at most
+    `deposit_statement_period_months_max` calendar months."""
     if limit > STATEMENT_LINES_MAX:
         raise LimitReached(limits.get("deposit_statement_lines_max"), limit)
-    await get_account(d, account_id)
-    transfers = await d.ledger.get_account_transfers(account_id, timestamp_min=after_timestamp + 1, limit=limit)
-    balances = {b.timestamp: b for b in await d.ledger.get_account_balances(
-        account_id, timestamp_min=after_timestamp + 1, limit=max(limit * 2, 1))}
+    if limit < 1:
+        raise ValueError("a statement page has at least one line")
+    account = await get_account(d, account_id)
+    if from_date is None and to_date is None:
+        transfers = await d.ledger.get_account_transfers(account_id, timestamp_min=after_timestamp + 1, limit=limit)
+        next_after = transfers[-1].timestamp if len(transfers) == limit else None
+    else:
+        first_day, last_day = statement_period(account, from_date, to_date, d.business_date())
+        transfers, next_after = await _transfers_in_period(d, account_id, first_day, last_day, after_timestamp,
+                                                           limit)
+    return StatementPage(await _statement_lines(d, account_id, transfers), next_after)
+
+
+def statement_period(account: DepositAccount, from_date: dt.date | None, to_date: dt.date | None,
+                     today: dt.date) -> tuple[dt.date, dt.date]:
+    """The inclusive business dates a statement covers; refuses a reversed period or one over the limit."""
+    opened_on = account.opened_on
+    assert isinstance(opened_on, dt.date)
+    first_day = from_date or opened_on
+    last_day = to_date or max(today, first_day)  # nothing is booked on a later day than today
+    if first_day > last_day:
+        raise Refused("invalid_period", f"the period starts on {first_day} after it ends on {last_day}")
+    months = (last_day.year - first_day.year) * 12 + last_day.month - first_day.month + 1
+    if months > STATEMENT_PERIOD_MONTHS_MAX:
+        raise LimitReached(limits.get("deposit_statement_period_months_max"), months)
+    return first_day, last_day
+
+
+async def _transfers_in_period(d: Deposits, account_id: int, first_day: dt.date, last_day: dt.date,
+                               after_timestamp: int, limit: int) -> tuple[list[Transfer], int | None]:
+    """The account's transfers dated in [first_day, last_day] booked after `after_timestamp`, and the cursor.
+
+    Reads only around the period, not the history before it. What it relies on: for one account, a transfer
+    is never dated more than `deposit_statement_backdating_days_max` days before one booked earlier (the
+    ledger dates a transfer with the business date of its booking unless the caller dates it, and callers
+    date it with that day or the day a day-end job closes). So the scan starts at the first transfer dated on
+    or after first_day − that slack (found by bisecting the ledger's timestamps) and stops at the first
+    dated after last_day + it. Every transfer is kept or dropped by its own date, so a transfer outside the
+    period never shows and ordering quirks inside the slack are harmless; the reading gauge of the slack
+    limit reports the largest backdating seen. A page scans at most `deposit_statement_transfers_scanned_max`
+    transfers: a page cut short returns the cursor of the last transfer read."""
+    slack = dt.timedelta(days=STATEMENT_BACKDATING_DAYS_MAX)
+    read_from = first_day - slack if first_day - dt.date.min > slack else dt.date.min
+    read_to = last_day + slack if dt.date.max - last_day > slack else dt.date.max
+    cursor = await _first_dated_on_or_after(d, account_id, read_from, after_timestamp + 1)
+    page_rows_max = limits.get("ledger_page_rows_max").maximum
+    rows, scanned, newest = limit, 0, dt.date.min
+    found: list[Transfer] = []
+    while True:
+        page = await d.ledger.get_account_transfers(account_id, timestamp_min=cursor, limit=rows)
+        for t in page:
+            scanned += 1
+            day = _dated(d, t)
+            if day < newest:
+                limits.observe("deposit_statement_backdating_days_max", (newest - day).days)
+            newest = max(newest, day)
+            if day > read_to:
+                return found, None
+            if first_day <= day <= last_day:
+                found.append(t)
+                if len(found) == limit:
+                    return found, t.timestamp
+            if scanned >= STATEMENT_TRANSFERS_SCANNED_MAX:
+                limits.observe("deposit_statement_transfers_scanned_max", scanned)
+                return found, t.timestamp
+        if len(page) < rows:
+            return found, None
+        cursor = page[-1].timestamp + 1
+        rows = min(page_rows_max, rows * 2)  # the slack days before the period are read in growing pages
+
+
+async def _first_dated_on_or_after(d: Deposits, account_id: int, day: dt.date, timestamp_min: int) -> int:
+    """Where to read from to meet the first transfer at or after `timestamp_min` dated on or after `day`, were
+    dates in booking order: a bisection of the ledger's timestamps, one indexed probe each, at most 64."""
+    first = await d.ledger.get_account_transfers(account_id, timestamp_min=timestamp_min, limit=1)
+    if not first or _dated(d, first[0]) >= day:
+        return timestamp_min
+    [last] = await d.ledger.get_account_transfers(account_id, timestamp_min=timestamp_min, limit=1, reverse=True)
+    if _dated(d, last) < day:
+        return last.timestamp + 1
+    # low: a transfer dated before `day`; high: reading from here meets one dated on or after it first.
+    low, high = first[0].timestamp, last.timestamp
+    for _ in range(64):  # each probe at least halves high − low, which is below 2**63
+        if high - low <= 1:
+            return high
+        middle = (low + high) // 2
+        [t] = await d.ledger.get_account_transfers(account_id, timestamp_min=middle, limit=1)
+        if _dated(d, t) >= day:
+            high = middle
+        else:
+            invariant(t.timestamp < high, "a transfer dated before the day lies before the bisection's upper end")
+            low = t.timestamp
+    invariant(False, "a bisection of 63-bit timestamps ends within 64 probes")
+    return high
+
+
+def _dated(d: Deposits, t: Transfer) -> dt.date:
+    return t.business_date or d.business_date()
+
+
+async def _statement_lines(d: Deposits, account_id: int, transfers: list[Transfer]) -> list[StatementLine]:
+    """Each transfer with the posted balance after it, from the account's history in the ledger."""
+    if not transfers:
+        return []
+    history = await d.ledger.get_account_balances(
+        account_id, timestamp_min=transfers[0].timestamp, timestamp_max=transfers[-1].timestamp,
+        limit=limits.get("ledger_page_rows_max").maximum)
+    balances = {b.timestamp: b.credits_posted - b.debits_posted for b in history}
     lines = []
     for t in transfers:
         credit = t.credit_account_id == account_id
-        b = balances.get(t.timestamp)
+        balance_minor = balances.get(t.timestamp)
+        if balance_minor is None:  # more history rows between the first and last line than one page
+            b = await d.ledger.balance_as_of(account_id, t.timestamp)
+            balance_minor = b.credits_posted - b.debits_posted if b else 0
         lines.append(StatementLine(
-            timestamp=t.timestamp, business_date=t.business_date or d.business_date(),
-            description=d.labels.get(t.code, str(t.code)),
+            timestamp=t.timestamp, business_date=_dated(d, t), description=d.labels.get(t.code, str(t.code)),
             deposit_minor=t.amount if credit else 0, withdrawal_minor=0 if credit else t.amount,
-            balance_minor=(b.credits_posted - b.debits_posted) if b else 0,
-            pending=bool(t.flags & int(TransferFlags.PENDING)),
+            balance_minor=balance_minor, pending=bool(t.flags & int(TransferFlags.PENDING)),
         ))
     return lines
 
@@ -564,7 +709,8 @@ async def overdraft_state(d: Deposits, account_id: int) -> OverdraftState:
     """A 総合口座's overdraft: drawn, limit and collateral, room left, interest accrued and not yet charged."""
     account = await get_account(d, account_id)
     if account.subject is not Subject.SOGO:
-        raise Refused("not_a_general_account", f"account {account.label} is an ordinary account: it has no overdraft")
+        raise Refused("not_a_general_account", f"account {account.label} is a {account.subject.value} account, not a"
+                      " 総合口座: it has no overdraft")
     async with d.pool.acquire() as conn:
         od = await overdraft.overdraft_row(conn, account_id)
         invariant(od is not None, "every 総合口座 has its overdraft row")

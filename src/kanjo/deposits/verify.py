@@ -1,4 +1,5 @@
-"""`kanjo verify` for deposits: every product account agrees with its ledger account; 総合口座 overdrafts hold."""
+"""`kanjo verify` for deposits: every product account agrees with its ledger account (the code of its subject);
+総合口座 overdrafts hold."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 
 import asyncpg
 
-from kanjo.accounting import GUARDED_DEPOSIT_FLAGS, ORDINARY_DEPOSIT, OVERDRAFT_RECEIVABLE
+from kanjo.accounting import GUARDED_DEPOSIT_FLAGS, OVERDRAFT_RECEIVABLE
+from kanjo.deposits.model import Subject
 from kanjo.deposits.overdraft import (
     CEILING_MINOR,
     DAYS_PER_YEAR,
@@ -20,6 +22,7 @@ from kanjo.deposits.overdraft import (
     overdraft_account_id,
     overdraft_limit,
 )
+from kanjo.deposits.service import ledger_code
 from kanjo.ledger import AccountFlags, read_accounts
 
 CHUNK_IDS = 8190  # ledger lookups per round trip
@@ -27,11 +30,12 @@ SAMPLE_ROWS_MAX = 10
 
 
 async def verify_deposits(conn: asyncpg.Connection, collateral: Collateral | None = None) -> dict[str, Any]:
-    """Each deposit account has a ledger account of the ordinary-deposit code with the guard flags;
+    """Each deposit account has a ledger account of its subject's code (当座預金 2002, the others 2001) with the
+    guard flags;
     closed ⇔ closed in the ledger; no balance below zero (the ledger's flags already forbid it).
     Each 総合口座 has its overdraft (see `_verify_overdrafts`); without `collateral` the limit checked
     is the ¥2,000,000 ceiling."""
-    rows = await conn.fetch("SELECT id, status FROM deposits.accounts ORDER BY id")
+    rows = await conn.fetch("SELECT id, status, subject FROM deposits.accounts ORDER BY id")
     missing, wrong_kind, status_mismatch = [], [], []
     for start in range(0, len(rows), CHUNK_IDS):
         chunk = rows[start:start + CHUNK_IDS]
@@ -41,13 +45,16 @@ async def verify_deposits(conn: asyncpg.Connection, collateral: Collateral | Non
             if a is None:
                 missing.append(r["id"])
                 continue
-            if a.code != ORDINARY_DEPOSIT.code or a.flags & GUARDED_DEPOSIT_FLAGS != GUARDED_DEPOSIT_FLAGS:
+            if a.code != ledger_code(Subject(r["subject"])) or a.flags & GUARDED_DEPOSIT_FLAGS != GUARDED_DEPOSIT_FLAGS:
                 wrong_kind.append(r["id"])
             if (r["status"] == "closed") != bool(a.flags & AccountFlags.CLOSED):
                 status_mismatch.append(r["id"])
     checks: dict[str, dict[str, Any]] = {
         "every_account_in_the_ledger": {"ok": not missing, "missing": len(missing)},
-        "ledger_accounts_are_guarded_ordinary_deposits": {"ok": not wrong_kind, "wrong": len(wrong_kind)},
+        # The name predates current accounts: the check is "guarded, and of the code of the account's subject".
+        "ledger_accounts_are_guarded_ordinary_deposits": {"ok": not wrong_kind, "wrong": len(wrong_kind),
+                                                          "sample": [str(uuid.UUID(int=i))
+                                                                     for i in wrong_kind[:SAMPLE_ROWS_MAX]]},
         "closed_in_both_or_neither": {"ok": not status_mismatch, "mismatched": len(status_mismatch)},
     }
     general, info = await _verify_overdrafts(conn, collateral)

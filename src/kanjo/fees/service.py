@@ -17,7 +17,7 @@ import asyncpg
 import structlog
 from prometheus_client import Counter
 
-from kanjo.accounting import FEE_INCOME, JPY, ORDINARY_DEPOSIT, gl_account_id
+from kanjo.accounting import CURRENT_DEPOSIT, FEE_INCOME, JPY, ORDINARY_DEPOSIT, gl_account_id
 from kanjo.business_calendar import BankCalendar
 from kanjo.fees import store
 from kanjo.fees.limits import FEES_PER_REFUND_REQUEST_MAX, REFUND_TRANSFERS_PER_BATCH_MAX
@@ -44,6 +44,8 @@ REQUEST_NAMESPACE = uuid.UUID("6b616e6a-6f00-4000-8000-666565730000")
 FEE_CODE = 31  # 手数料 (ledger transfer code)
 FEE_REFUND_CODE = 32  # 手数料返戻
 CODE_LABELS = {FEE_CODE: "手数料", FEE_REFUND_CODE: "手数料返戻"}
+# A fee is charged to a customer's 普通預金 or 総合口座 (code 2001) or 当座預金 (code 2002), nothing else.
+CHARGEABLE_CODES = frozenset({ORDINARY_DEPOSIT.code, CURRENT_DEPOSIT.code})
 
 log = structlog.get_logger("kanjo.fees")
 IMPLAUSIBLE = Counter("kanjo_fees_implausible_total",
@@ -104,7 +106,7 @@ class ChargedFee:
 
 async def charge_fee(f: Fees, request_id: int, account_id: int, fee: FeeQuote,
                      at: dt.datetime | None = None) -> ChargedFee | None:
-    """Debit the customer's ordinary account, credit fee income. None when the quote is ¥0 (nothing moves)."""
+    """Debit the customer's ordinary or current account, credit fee income. None when the quote is ¥0."""
     try:
         check_plausible(f.tariff, fee.rule_id, fee.amount_minor)
     except FeeImplausible as e:
@@ -122,8 +124,8 @@ async def charge_fee(f: Fees, request_id: int, account_id: int, fee: FeeQuote,
             raise Refused("request_reused", "this request id already charged another fee or account")
         return ChargedFee(done["fee_id"], done["transfer_id"], account_id, fee.amount_minor, fee.rule_id, True)
     found = await f.ledger.lookup_accounts([account_id])
-    if not found or found[0].code != ORDINARY_DEPOSIT.code:
-        raise Refused("unknown_account", f"no ordinary deposit account {uuid.UUID(int=account_id)}")
+    if not found or found[0].code not in CHARGEABLE_CODES:
+        raise Refused("unknown_account", f"no ordinary or current deposit account {uuid.UUID(int=account_id)}")
     fee_id, transfer_id = derived_id(request_id, "fee"), derived_id(request_id, "charge")
     t = Transfer(id=transfer_id, debit_account_id=account_id, credit_account_id=gl_account_id(FEE_INCOME),
                  amount=fee.amount_minor, ledger=JPY, code=FEE_CODE, user_data_128=fee_id)

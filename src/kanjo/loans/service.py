@@ -29,6 +29,7 @@ from kanjo.business_calendar import BankCalendar
 from kanjo.deposits import CustomerCheck, DepositAccount, Deposits, get_account
 from kanjo.deposits import NotFound as DepositNotFound
 from kanjo.deposits import Status as DepositStatus
+from kanjo.deposits import Subject as DepositSubject
 from kanjo.kernel.invariants import invariant
 from kanjo.kernel.limits import LimitReached, limits
 from kanjo.ledger import (
@@ -126,6 +127,9 @@ async def open_contract(h: Loans, request_id: int, customer_id: int, account_id:
     account = await _linked_account(h, account_id)
     if account.customer_id != customer_id:
         raise Refused("not_the_customers_account", "the linked account belongs to another customer")
+    if account.subject is DepositSubject.CURRENT:
+        raise Refused("not_an_ordinary_account", "a card loan is linked to an ordinary account (普通預金 or 総合口座),"
+                      " not a current account")
     _check_linked_status(account)
     reason = await h.customer_check(customer_id)
     if reason is not None:
