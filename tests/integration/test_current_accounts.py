@@ -220,20 +220,18 @@ async def test_a_current_account_has_no_passbook_and_never_becomes_a_general_acc
     assert (await bank.verified())["ok"]
 
 
-async def test_dormancy_of_a_current_account_is_a_branch_decision(bank: Bank) -> None:
-    """The daily dormancy job marks ordinary accounts only (as for 総合口座); a branch marks a current account
-    dormant through the state machine, and revives it."""
+async def test_a_silent_current_account_becomes_dormant_and_revives_at_the_branch(bank: Bank) -> None:
+    """The daily dormancy job marks silent current accounts as it does ordinary ones (the dormant-deposits law
+    covers both); a branch revives it."""
     current = await open_current_account(bank.d, rid(), rid(), "001")
     ordinary = await open_ordinary_account(bank.d, rid(), rid(), "001")
     bank.on(dt.date(2029, 3, 1))  # 37 months of silence later
     run = await mark_dormant_accounts(bank.d, bank.today[0])
-    assert run.marked == 1
+    assert run.marked == 2
     async with bank.d.pool.acquire() as conn:
         statuses = dict(await conn.fetch("SELECT id, status FROM deposits.accounts WHERE id = ANY($1::uuid[])",
                                          [current.id, ordinary.id]))
-    assert (statuses[ordinary.id], statuses[current.id]) == ("dormant", "active")
-    dormant = await change_status(bank.d, rid(), current.id, Action.MARK_DORMANT, "no use for 3 years")
-    assert dormant.status is Status.DORMANT
+    assert (statuses[ordinary.id], statuses[current.id]) == ("dormant", "dormant")
     with pytest.raises(Refused) as refused:
         await deposit_cash(bank.d, rid(), current.id, 1)
     assert refused.value.code == "account_dormant"

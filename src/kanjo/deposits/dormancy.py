@@ -31,6 +31,8 @@ from kanjo.deposits.service import Deposits
 from kanjo.kernel.invariants import invariant
 from kanjo.kernel.limits import LimitReached, limits
 
+# 休眠預金等活用法 covers 普通 and 当座 deposits alike; a 総合口座 (with its overdraft) is left to the branch.
+DORMANCY_SUBJECTS = [Subject.ORDINARY.value, Subject.CURRENT.value]
 DORMANCY_JOB = "mark_dormant"
 # The namespace of the SQL function deposits.job_request_id (migrations/003_passbook.sql): keep them equal.
 JOB_NAMESPACE = uuid.UUID("6b616e6a-6f00-4000-8000-646f726d6e74")
@@ -78,7 +80,7 @@ _MARK_BATCH = """
 WITH due AS (
     SELECT a.id, a.last_activity_on, deposits.job_request_id(a.id, $1, $2) AS request_id
     FROM deposits.accounts a
-    WHERE a.status = $3 AND a.subject = $4 AND a.last_activity_on < $5
+    WHERE a.status = $3 AND a.subject = ANY($4::text[]) AND a.last_activity_on < $5
       AND NOT EXISTS (SELECT 1 FROM deposits.status_changes s
                       WHERE s.request_id = deposits.job_request_id(a.id, $1, $2))
     LIMIT $6
@@ -110,7 +112,7 @@ async def mark_dormant_accounts(d: Deposits, business_date: dt.date,
             raise LimitReached(limits.get("deposit_dormancy_batches_per_run_max"), batches + 1)
         async with d.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
-                _MARK_BATCH, business_date, DORMANCY_JOB, Status.ACTIVE.value, Subject.ORDINARY.value, cutoff,
+                _MARK_BATCH, business_date, DORMANCY_JOB, Status.ACTIVE.value, DORMANCY_SUBJECTS, cutoff,
                 DORMANCY_ACCOUNTS_PER_BATCH_MAX, Action.MARK_DORMANT.value, target.value,
                 "no customer activity since ", reason_tail)
         batches += 1
