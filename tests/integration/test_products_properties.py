@@ -111,6 +111,12 @@ class BranchDay(RuleBasedStateMachine):
             self.accounts.append(account.id)
             self.run(deposit_cash(self.bank.deposits, rid(), account.id, 200_000))  # a salary, so fees can be paid
             self.expected[account.id] = 200_000
+        # Every example starts with a one-month time deposit, so maturities are met whenever a month passes.
+        first = self.run(place_time_deposit(self.bank.time_deposits, rid(), self.customers[0], self.accounts[0],
+                                            50_000, 1, Instruction.PAY_OUT))
+        self.expected[self.accounts[0]] -= 50_000
+        self.expected[first.id] = 50_000
+        self.time_deposits[first.id] = self.accounts[0]
 
     def owner(self, account_id: int) -> int:
         return self.customers[0 if self.accounts.index(account_id) < 2 else 1]

@@ -38,7 +38,7 @@ from kanjo.kernel.invariants import invariant
 from kanjo.kernel.limits import LimitReached, limits
 from kanjo.ledger import Account, CreateAccountResult, CreateTransferResult, Ledger, Transfer, TransferFlags
 from kanjo.time_deposits import store
-from kanjo.time_deposits.limits import MATURITIES_PER_BATCH_MAX, PRINCIPAL_MAX
+from kanjo.time_deposits.limits import MATURITIES_PER_BATCH_MAX, MATURITY_BATCHES_IN_FLIGHT_MAX, PRINCIPAL_MAX
 from kanjo.time_deposits.model import (
     EARLY_PAYOUT_CODE,
     INTEREST_CODE,
@@ -65,11 +65,6 @@ from kanjo.time_deposits.model import (
 R = CreateTransferResult
 REQUEST_NAMESPACE = uuid.UUID("6b616e6a-6f00-4000-8000-74696d656470")
 _NAMESPACE_BYTES = REQUEST_NAMESPACE.bytes
-MATURITY_BATCHES_IN_FLIGHT_MAX = limits.declare(
-    "time_deposit_maturity_batches_in_flight_max", 3, "batches",
-    "maturity batches awaiting the ledger at once, each holding its rows' locks and a pooled connection:"
-    " keeps the ledger's pipeline full within a pool of 10",
-).maximum
 # Answers that mean "this transfer is in the ledger": a replay may carry a later business date.
 POSTED = frozenset({R.OK, R.EXISTS, R.EXISTS_WITH_DIFFERENT_BUSINESS_DATE})
 
