@@ -27,6 +27,10 @@ STATEMENT_TRANSFERS_SCANNED_MAX = limits.declare(
     "deposit_statement_transfers_scanned_max", 20_000, "transfers",
     "transfers read to answer one page of a statement by period; beyond it the page ends early with a cursor",
 ).maximum
+HOLD_TIMEOUT_S_MAX = limits.declare(
+    "deposit_hold_timeout_s_max", 3_600, "seconds",
+    "a hold (two-phase cash out) waits at most an hour for its confirmation; funds are never reserved open-ended",
+).maximum
 # Passbooks (通帳) and dormancy: see passbook.py and dormancy.py.
 PASSBOOK_LINES_PER_PAGE_MAX = limits.declare(
     "passbook_lines_per_page_max", 24, "lines", "a passbook page has 24 printed lines; the printer then turns the page",

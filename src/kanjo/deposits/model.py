@@ -93,10 +93,12 @@ INTEREST_CODE = 15  # 決算利息: the net interest credited (its tax legs carr
 OVERDRAFT_DRAW_CODE = 16  # 貸越: the overdraft account funds the customer's account
 OVERDRAFT_REPAY_CODE = 17  # 貸越返済: the customer's account repays the overdraft
 OVERDRAFT_INTEREST_CODE = 18  # 貸越利息: interest added to the overdraft (or collected at closing)
+ATM_WITHDRAWAL_CODE = 19  # カード: cash out at an ATM (a hold, posted on the machine's confirmation)
+ATM_DEPOSIT_CODE = 20  # カード入金: cash in at an ATM
 CODE_LABELS = {CASH_DEPOSIT_CODE: "現金入金", CASH_WITHDRAWAL_CODE: "現金出金", TRANSFER_CODE: "振替",
                CLOSING_CODE: "解約", INTEREST_CODE: "決算利息", OVERDRAFT_DRAW_CODE: "貸越",
                OVERDRAFT_REPAY_CODE: "貸越返済",
-               OVERDRAFT_INTEREST_CODE: "貸越利息"}
+               OVERDRAFT_INTEREST_CODE: "貸越利息", ATM_WITHDRAWAL_CODE: "カード", ATM_DEPOSIT_CODE: "カード入金"}
 
 BRANCH_CODE_DIGITS = 3
 ACCOUNT_NUMBER_DIGITS = 7

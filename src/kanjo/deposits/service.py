@@ -18,6 +18,7 @@ import asyncpg
 
 from kanjo.accounting import (
     ACCOUNT_CLOSURES,
+    ATM_CASH,
     CASH_VAULT,
     CURRENT_DEPOSIT,
     GUARDED_DEPOSIT_FLAGS,
@@ -36,6 +37,8 @@ from kanjo.deposits.limits import (
     STATEMENT_TRANSFERS_SCANNED_MAX,
 )
 from kanjo.deposits.model import (
+    ATM_DEPOSIT_CODE,
+    ATM_WITHDRAWAL_CODE,
     CASH_DEPOSIT_CODE,
     CASH_WITHDRAWAL_CODE,
     CLOSING_CODE,
@@ -250,6 +253,19 @@ async def withdraw_cash(d: Deposits, request_id: int, account_id: int, amount_mi
                        CASH_WITHDRAWAL_CODE, customer_side=[account_id])
 
 
+async def deposit_at_atm(d: Deposits, request_id: int, account_id: int, amount_minor: int) -> Posting:
+    """Cash in at an ATM: debit the ATMs' cash, credit the customer."""
+    return await _move(d, request_id, "atm-deposit", gl_account_id(ATM_CASH), account_id, amount_minor,
+                       ATM_DEPOSIT_CODE, customer_side=[account_id])
+
+
+async def post_atm_withdrawal(d: Deposits, request_id: int, account_id: int, amount_minor: int) -> Posting:
+    """Cash that left an ATM without a hold to post (an in-doubt item the ATM's journal settled): debit the
+    customer now, credit the ATMs' cash."""
+    return await _move(d, request_id, "atm-withdrawal", account_id, gl_account_id(ATM_CASH), amount_minor,
+                       ATM_WITHDRAWAL_CODE, customer_side=[account_id])
+
+
 async def transfer(d: Deposits, request_id: int, from_account_id: int, to_account_id: int,
                    amount_minor: int) -> Posting:
     """An intra-bank transfer between two customers' ordinary accounts (振替)."""
@@ -260,7 +276,7 @@ async def transfer(d: Deposits, request_id: int, from_account_id: int, to_accoun
 
 
 async def _move(d: Deposits, request_id: int, leg: str, debit_id: int, credit_id: int, amount_minor: int,
-                code: int, customer_side: list[int]) -> Posting:
+                code: int, customer_side: list[int], *, hold_timeout_s: int = 0) -> Posting:
     if not 1 <= amount_minor <= AMOUNT_PER_TRANSACTION_MAX:
         if amount_minor > AMOUNT_PER_TRANSACTION_MAX:
             raise LimitReached(limits.get("deposit_amount_per_transaction_max_minor"), amount_minor)
@@ -268,6 +284,8 @@ async def _move(d: Deposits, request_id: int, leg: str, debit_id: int, credit_id
     transfer_id = derived_id(request_id, leg)
     t = Transfer(id=transfer_id, debit_account_id=debit_id, credit_account_id=credit_id, amount=amount_minor,
                  ledger=JPY, code=code, business_date=d.business_date())
+    if hold_timeout_s:  # a hold: reserved now, posted or voided later (see holds.py)
+        t.flags, t.timeout = int(TransferFlags.PENDING), hold_timeout_s
     prior = await d.ledger.lookup_transfers([transfer_id])
     if prior and prior[0].flags & int(TransferFlags.LINKED):
         return _replayed(prior[0], t)  # part of a 総合口座's chain: compared here, the chain is not posted again
@@ -285,7 +303,7 @@ async def _move(d: Deposits, request_id: int, leg: str, debit_id: int, credit_id
 
 def _replayed(prior: Transfer, t: Transfer) -> Posting:
     """The answer to a retry of a movement already carried out in a linked chain (the ledger's order of fields)."""
-    for name in ("debit_account_id", "credit_account_id", "amount", "ledger", "code"):
+    for name in ("debit_account_id", "credit_account_id", "amount", "ledger", "code", "timeout"):
         if getattr(prior, name) != getattr(t, name):
             raise Refused("request_reused", f"this request id was already used with a different {name}")
     return Posting(prior.id, prior.amount, prior.timestamp, replayed=True)

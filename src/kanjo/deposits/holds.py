@@ -1,0 +1,113 @@
+"""Holds (two-phase cash out): reserve a withdrawal on a deposit account, then post it when the device confirms the
+cash left, or void it; a hold nobody settles expires by itself in the ledger.
+
+A hold is a pending ledger transfer from the customer's account whose id derives from the caller's request id, so
+every retry finds the same hold. On a 総合口座 the reservation may draw the overdraft (posted in the same linked
+chain, planned under the account's lock); voiding repays from the funds the void freed, so a cancelled withdrawal
+leaves the overdraft as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kanjo.accounting import ATM_CASH, JPY, gl_account_id
+from kanjo.deposits.limits import HOLD_TIMEOUT_S_MAX
+from kanjo.deposits.model import ATM_WITHDRAWAL_CODE, Refused
+from kanjo.deposits.service import Deposits, _move, derived_id, repay_overdraft
+from kanjo.kernel.invariants import invariant
+from kanjo.kernel.limits import LimitReached, limits
+from kanjo.ledger import CreateTransferResult, PendingStatus, Transfer, TransferFlags
+
+R = CreateTransferResult
+LEG = "hold"
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A reservation on an account and where it stands."""
+
+    hold_id: int  # the pending ledger transfer
+    account_id: int
+    amount_minor: int
+    status: PendingStatus  # PENDING, POSTED, VOIDED or EXPIRED
+    expires_at_ns: int
+    replayed: bool = False
+
+
+def hold_id_of(request_id: int) -> int:
+    """The id of the hold a request places: the same on every retry."""
+    return derived_id(request_id, LEG)
+
+
+async def place_atm_hold(d: Deposits, request_id: int, account_id: int, amount_minor: int, timeout_s: int) -> Hold:
+    """Reserve `amount_minor` on the account for cash out at an ATM, for `timeout_s` seconds (refused like a
+    withdrawal when the funds, or a 総合口座's overdraft, do not cover it)."""
+    if not 1 <= timeout_s <= HOLD_TIMEOUT_S_MAX:
+        raise LimitReached(limits.get("deposit_hold_timeout_s_max"), timeout_s)
+    posting = await _move(d, request_id, LEG, account_id, gl_account_id(ATM_CASH), amount_minor,
+                          ATM_WITHDRAWAL_CODE, customer_side=[account_id], hold_timeout_s=timeout_s)
+    return await _read(d, posting.transfer_id, replayed=posting.replayed)
+
+
+async def hold_status(d: Deposits, request_id: int) -> Hold | None:
+    """The hold a request placed, or None when it placed none (refused, or never seen)."""
+    records = await d.ledger.lookup_transfer_records([hold_id_of(request_id)])
+    if not records:
+        return None
+    return _hold(records[0].transfer, records[0].pending_status, records[0].expires_at)
+
+
+async def post_hold(d: Deposits, request_id: int, amount_minor: int | None = None) -> Hold:
+    """Post the hold placed by `request_id` (all of it, or `amount_minor` of it: the rest is released).
+
+    Refused with `hold_expired` / `hold_voided` when it can no longer be posted; a retry answers as the first time.
+    """
+    hold = await _require(d, request_id)
+    if amount_minor is not None and not 1 <= amount_minor <= hold.amount_minor:
+        raise Refused("invalid_amount", f"a hold of ¥{hold.amount_minor:,} posts between ¥1 and all of it")
+    t = Transfer(id=derived_id(request_id, "hold-post"), pending_id=hold.hold_id, amount=amount_minor or 0,
+                 ledger=JPY, flags=int(TransferFlags.POST_PENDING_TRANSFER))
+    [outcome] = await d.ledger.create_transfers([t])
+    if outcome.result in (R.OK, R.EXISTS, R.PENDING_TRANSFER_ALREADY_POSTED):
+        return await _read(d, hold.hold_id, replayed=outcome.result is not R.OK)
+    if outcome.result is R.PENDING_TRANSFER_ALREADY_VOIDED:
+        raise Refused("hold_voided", "the hold was voided: nothing can be posted from it")
+    if outcome.result is R.PENDING_TRANSFER_EXPIRED:
+        raise Refused("hold_expired", "the hold expired before it was confirmed: nothing was posted")
+    raise Refused(outcome.result.name.lower(), f"the ledger refused to post the hold: {outcome.result.name.lower()}")
+
+
+async def void_hold(d: Deposits, request_id: int) -> Hold:
+    """Release the hold placed by `request_id` (idempotent; an expired hold counts as released). On a 総合口座 the
+    overdraft drawn for it is repaid from the freed funds."""
+    hold = await _require(d, request_id)
+    t = Transfer(id=derived_id(request_id, "hold-void"), pending_id=hold.hold_id, ledger=JPY,
+                 flags=int(TransferFlags.VOID_PENDING_TRANSFER))
+    [outcome] = await d.ledger.create_transfers([t])
+    if outcome.result is R.PENDING_TRANSFER_ALREADY_POSTED:
+        raise Refused("hold_posted", "the hold was already posted: it cannot be voided (reverse it instead)")
+    released = (R.OK, R.EXISTS, R.PENDING_TRANSFER_ALREADY_VOIDED, R.PENDING_TRANSFER_EXPIRED)
+    if outcome.result not in released:
+        raise Refused(outcome.result.name.lower(), f"the ledger refused to void the hold: {outcome.result.name}")
+    await repay_overdraft(d, derived_id(request_id, "hold-void"), hold.account_id)  # a no-op unless 総合口座
+    return await _read(d, hold.hold_id, replayed=outcome.result is not R.OK)
+
+
+async def _require(d: Deposits, request_id: int) -> Hold:
+    hold = await hold_status(d, request_id)
+    if hold is None:
+        raise Refused("unknown_hold", "no hold was placed by this request")
+    return hold
+
+
+async def _read(d: Deposits, hold_id: int, *, replayed: bool) -> Hold:
+    records = await d.ledger.lookup_transfer_records([hold_id])
+    invariant(len(records) == 1, "a hold the ledger accepted can be read back")
+    r = records[0]
+    invariant(bool(r.transfer.flags & int(TransferFlags.PENDING)), "a hold is a pending transfer")
+    return _hold(r.transfer, r.pending_status, r.expires_at, replayed=replayed)
+
+
+def _hold(t: Transfer, status: PendingStatus, expires_at_ns: int, *, replayed: bool = False) -> Hold:
+    return Hold(t.id, t.debit_account_id, t.amount, status, expires_at_ns, replayed)
