@@ -2,30 +2,39 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from fastapi import FastAPI, Request
 
 from kanjo import __version__
-from kanjo.bank import build_bank
+from kanjo.bank import build_bank, build_hub
 from kanjo.business_calendar.api import router as calendar_router
+from kanjo.cards.api import router as cards_router
+from kanjo.channels import AtmChannel, atm_router, run_atm_sweeper
 from kanjo.customers.api import router as customers_router
 from kanjo.deposits.api import router as deposits_router
 from kanjo.deposits.interest_api import router as interest_router
 from kanjo.deposits.overdraft_api import router as overdraft_router
 from kanjo.deposits.passbook_api import router as passbook_router
 from kanjo.fees.api import router as fees_router
+from kanjo.hub.api import router as hub_router
 from kanjo.ledger import Ledger, LedgerBusy, LedgerUnavailable
 from kanjo.ledger.api import router as ledger_router
 from kanjo.loans.api import router as loans_router
+from kanjo.ops_api import router as ops_router
 from kanjo.platform.http import (
     BodySizeLimit,
     FastJSONResponse,
     install_error_handlers,
     install_operational_routes,
 )
+from kanjo.platform.secrets import pin_key
+from kanjo.platform.settings import load_settings
 from kanjo.time_deposits.api import router as time_deposits_router
 
 
-def create_app(ledger: Ledger | None) -> FastAPI:
+def create_app(ledger: Ledger | None, *, pin_key_bytes: bytes | None = None) -> FastAPI:
     app = FastAPI(
         title="kanjo",
         version=__version__,
@@ -35,12 +44,18 @@ def create_app(ledger: Ledger | None) -> FastAPI:
     )
     app.state.ledger = ledger
     if ledger is not None:
-        bank = build_bank(ledger)
+        assert ledger.pool is not None
+        bank = build_bank(ledger, pin_key=pin_key_bytes or pin_key(load_settings()))
         app.state.bank = bank
         app.state.deposits = bank.deposits
         app.state.time_deposits = bank.time_deposits
         app.state.fees = bank.fees
         app.state.loans = bank.loans
+        app.state.cards = bank.cards
+        app.state.hub = build_hub()
+        app.state.atm = AtmChannel(pool=ledger.pool, hub=app.state.hub, deposits=bank.deposits, cards=bank.cards,
+                                   fees=bank.fees, time_deposits=bank.time_deposits,
+                                   business_date=bank.business_date)
     app.add_middleware(BodySizeLimit)
     install_error_handlers(app, busy=(LedgerBusy,), unavailable=(LedgerUnavailable,))
     install_operational_routes(app)
@@ -54,6 +69,10 @@ def create_app(ledger: Ledger | None) -> FastAPI:
     app.include_router(time_deposits_router)
     app.include_router(fees_router)
     app.include_router(loans_router)
+    app.include_router(cards_router)
+    app.include_router(hub_router)
+    app.include_router(atm_router)
+    app.include_router(ops_router)
 
     @app.get("/healthz", tags=["operations"], summary="The process answers")
     async def healthz() -> dict[str, str]:
@@ -68,3 +87,19 @@ def create_app(ledger: Ledger | None) -> FastAPI:
         return FastJSONResponse({"status": "ready"})
 
     return app
+
+
+async def start_background(app: FastAPI) -> None:
+    """What runs beside the requests: the hub's load sampler and the ATM channel's sweep of unacknowledged
+    withdrawals (the ATM registry is loaded first, for routing)."""
+    app.state.hub.start()
+    await app.state.atm.load_machines()
+    app.state.background = [asyncio.create_task(run_atm_sweeper(app.state.atm), name="atm-sweeper")]
+
+
+async def stop_background(app: FastAPI) -> None:
+    for task in getattr(app.state, "background", []):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await app.state.hub.stop()

@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from kanjo.cards import verify_cards
 from kanjo.deposits import verify_deposits
 from kanjo.fees import verify_fees
 from kanjo.ledger import verify_ledger
@@ -22,8 +23,13 @@ async def verify_books(conn: asyncpg.Connection, business_date: dt.date) -> dict
         "time_deposits": await verify_time_deposits(conn, business_date),
         "fees": await verify_fees(conn),
         "loans": await verify_loans(conn, on=business_date),
+        "cards": _problems(await verify_cards(conn)),
     }
     report["products"] = products
     report["business_date"] = str(business_date)
     report["ok"] = bool(report["ok"]) and all(p["ok"] for p in products.values())
     return report
+
+
+def _problems(problems: list[str]) -> dict[str, Any]:
+    return {"ok": not problems, "problems": problems}

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,6 +18,8 @@ app = typer.Typer(help="kanjo (勘定): an open-source core banking system.", no
                   add_completion=False)
 bench_app = typer.Typer(help="Benchmarks: one JSON object per scenario.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+sim_app = typer.Typer(help="Device simulators: load generators and the device side of drills.", no_args_is_help=True)
+app.add_typer(sim_app, name="sim")
 err = Console(stderr=True)
 
 
@@ -70,12 +72,9 @@ def up(
 
 
 async def _serve(settings: Settings, dsn: str, host: str, port: int, demo: bool) -> None:
-    import uvicorn
-
     from kanjo.accounting import ensure_chart
-    from kanjo.app import create_app
+    from kanjo.app import create_app, start_background, stop_background
     from kanjo.business_calendar import BankCalendar, business_date_of
-    from kanjo.demo import load_demo
     from kanjo.kernel import SystemClock
     from kanjo.ledger import Ledger
     from kanjo.platform import db
@@ -96,21 +95,36 @@ async def _serve(settings: Settings, dsn: str, host: str, port: int, demo: bool)
     try:
         await ensure_chart(ledger)
         app = create_app(ledger)
-        loaded = await load_demo(app.state.bank) if demo else None
-        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                               access_log=False, lifespan="off"))
-        base = f"http://{host}:{port}"
-        err.print(f"[bold green]kanjo is running[/bold green] — database {_redact(dsn)}"
-                  + (f", migrations applied: {len(applied)}" if applied else ""))
-        if loaded:
-            err.print(f"  demo bank: {loaded}")
-        err.print(f"  API docs   {base}/docs\n  metrics    {base}/metrics\n  limits     {base}/v1/limits\n"
-                  f"  health     {base}/healthz\n  check the books: .venv/bin/kanjo verify\n  Ctrl-C stops kanjo"
-                  + ("" if settings.database_url else " and its embedded PostgreSQL"))
-        _settle_heap()
-        await server.serve()
+        await start_background(app)
+        try:
+            await _load_and_serve(app, settings, dsn, applied, host, port, demo)
+        finally:
+            await stop_background(app)
     finally:
         await ledger.stop()
+
+
+async def _load_and_serve(app: Any, settings: Settings, dsn: str, applied: list[str], host: str, port: int,
+                          demo: bool) -> None:
+    import uvicorn
+
+    from kanjo.demo import load_demo, load_demo_atms
+
+    loaded = await load_demo(app.state.bank) if demo else None
+    if demo:
+        await load_demo_atms(app.state.atm)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                           access_log=False, lifespan="off"))
+    base = f"http://{host}:{port}"
+    err.print(f"[bold green]kanjo is running[/bold green] — database {_redact(dsn)}"
+              + (f", migrations applied: {len(applied)}" if applied else ""))
+    if loaded:
+        err.print(f"  demo bank: {loaded} (ATMs A0001, A0002, B0001, C0001)")
+    err.print(f"  API docs   {base}/docs\n  metrics    {base}/metrics\n  limits     {base}/v1/limits\n"
+              f"  health     {base}/health (partitions and products)\n  check the books: .venv/bin/kanjo verify\n"
+              f"  Ctrl-C stops kanjo" + ("" if settings.database_url else " and its embedded PostgreSQL"))
+    _settle_heap()
+    await server.serve()
 
 
 def _settle_heap() -> None:
@@ -200,6 +214,40 @@ def bench_products(
         server_dsn = dsn.rpartition("/")[0] + "/postgres"
         _run(products_bench.run_products_bench(dsn=server_dsn, accounts=accounts, time_deposits=time_deposits,
                                                emit=emit))
+
+
+@bench_app.command("atm")
+def bench_atm(
+    json_output: Annotated[bool, typer.Option("--json", help="JSON lines on stdout (the only format)")] = True,
+    atms: Annotated[int, typer.Option(min=1, max=100_000, help="simulated ATMs")] = 1000,
+    rate: Annotated[float, typer.Option(min=0.1, max=5000, help="offered withdrawals per second, whole fleet")] = 500.0,
+    seconds: Annotated[float, typer.Option(min=0.5, max=3600, help="duration of each scenario")] = 30.0,
+    cards: Annotated[int, typer.Option(min=2, max=1_000_000, help="customers with a cash card")] = 10_000,
+    scenarios: Annotated[str, typer.Option(help="comma-separated: atm,atm-time-deposit-down")] = (
+        "atm,atm-time-deposit-down"),
+) -> None:
+    """ATM fleet against kanjo (simulator in its own process): p99 end to end, system errors, cards retained."""
+    from kanjo.bench import run_atm_bench
+
+    settings = load_settings()
+
+    def emit(obj: dict) -> None:
+        print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+    with database(settings) as dsn:
+        server_dsn = dsn.rpartition("/")[0] + "/postgres"
+        _run(run_atm_bench(dsn=server_dsn, atms=atms, rate=rate, seconds=seconds, cards=cards,
+                           scenarios=[s.strip() for s in scenarios.split(",") if s.strip()], emit=emit))
+
+
+@sim_app.command("atm", add_help_option=False,
+                 context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def sim_atm(ctx: typer.Context) -> None:
+    """An ATM fleet against a running kanjo; one JSON report on stdout (`kanjo sim atm --help` for the options)."""
+    from kanjo.sim import main as sim_main
+
+    raise typer.Exit(sim_main(["atm", *ctx.args]))
+
 
 def main() -> None:
     try:

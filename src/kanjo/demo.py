@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from kanjo import customers, deposits, fees, loans, time_deposits
+from kanjo import cards, channels, customers, deposits, fees, loans, time_deposits
 from kanjo.accounting import ensure_chart
 from kanjo.bank import Bank
 
@@ -27,6 +27,14 @@ SURNAMES = (("佐藤", "ｻﾄｳ"), ("鈴木", "ｽｽﾞｷ"), ("高橋", "ﾀ
             ("山本", "ﾔﾏﾓﾄ"), ("中村", "ﾅｶﾑﾗ"), ("小林", "ｺﾊﾞﾔｼ"), ("加藤", "ｶﾄｳ"), ("吉田", "ﾖｼﾀﾞ"), ("山田", "ﾔﾏﾀﾞ"))
 GIVEN = (("太郎", "ﾀﾛｳ"), ("花子", "ﾊﾅｺ"), ("一郎", "ｲﾁﾛｳ"), ("陽子", "ﾖｳｺ"), ("健太", "ｹﾝﾀ"), ("美咲", "ﾐｻｷ"),
          ("翔", "ｼｮｳ"), ("さくら", "ｻｸﾗ"), ("大輔", "ﾀﾞｲｽｹ"), ("結衣", "ﾕｲ"), ("拓也", "ﾀｸﾔ"), ("愛", "ｱｲ"))
+
+
+ATM_SEED_COUNT_MAX = 1_000  # card holders seeded per request (one page; a bench seeds page by page)
+# The demo's ATMs: own machines at branches, a partner bank's and a convenience store's.
+DEMO_ATMS = (("A0001", channels.MachineKind.OWN, "本店 ATM コーナー"), ("A0002", channels.MachineKind.OWN, "新宿支店"),
+             ("B0001", channels.MachineKind.OTHER_BANK, "提携銀行 東京駅"),
+             ("C0001", channels.MachineKind.CONVENIENCE, "コンビニ 丸の内店"))
+DEMO_CARD_HOLDERS = 20
 
 
 def demo_id(name: str) -> int:
@@ -45,7 +53,8 @@ async def load_demo(bank: Bank, customer_count: int = CUSTOMERS) -> dict[str, in
     general = await _in_chunks([partial(_general_account, bank, n, accounts[n - 1]) for n in range(8, n_max + 1, 8)])
     loans_drawn = await _in_chunks([partial(_card_loan, bank, n, accounts[n - 1]) for n in range(6, n_max + 1, 6)])
     charged = await _in_chunks([partial(_atm_fee, bank, n, accounts[n - 1]) for n in range(3, n_max + 1, 10)])
-    return {"customers": n_max, "accounts": len(accounts), "transfers": len(transfers),
+    holders = await seed_card_holders(bank, 1, DEMO_CARD_HOLDERS, 300_000)
+    return {"card_holders": len(holders),"customers": n_max, "accounts": len(accounts), "transfers": len(transfers),
             "time_deposits": len(placed), "general_accounts_overdrawn": len(general), "card_loans": len(loans_drawn),
             "fees": sum(1 for c in charged if c is not None)}
 
@@ -108,6 +117,53 @@ async def _customer_with_account(pool: asyncpg.Pool, bank: deposits.Deposits, n:
                                                    BRANCHES[n % len(BRANCHES)])
     await deposits.deposit_cash(bank, demo_id(f"deposit:{n}"), account.id, 10_000 * (1 + n % 50))
     return account.id
+
+
+async def load_demo_atms(atm: channels.AtmChannel) -> int:
+    """The demo's ATMs in the registry (idempotent)."""
+    return len(await channels.register_atms(atm, list(DEMO_ATMS)))
+
+
+def pin_of(n: int) -> str:
+    """A card holder's PIN in the demo and benches: derived from the number, never a weak one (a repeated digit
+    or a run), so the cards context accepts it."""
+    for step in range(10):
+        pin = f"{(n * 7_919 + 1_357 + step * 113) % 10_000:04d}"
+        digits = [int(c) for c in pin]
+        runs = {tuple(digits[i + 1] - digits[i] for i in range(3))}
+        if len(set(digits)) > 1 and runs not in ({(1, 1, 1)}, {(-1, -1, -1)}):
+            return pin
+    raise AssertionError("a PIN is found within ten steps")
+
+
+async def seed_card_holders(bank: Bank, first: int, count: int, balance_minor: int) -> list[dict[str, str]]:
+    """Card holders numbered first…first+count-1: a customer, an ordinary account with `balance_minor`, a cash card
+    with its PIN. Idempotent (ids derive from the numbers). Returns what an ATM simulator needs to use them."""
+    if not 1 <= count <= ATM_SEED_COUNT_MAX:
+        raise ValueError(f"seed 1 to {ATM_SEED_COUNT_MAX:,} card holders at a time, not {count}")
+    return await _in_chunks([partial(_card_holder, bank, n, balance_minor) for n in range(first, first + count)])
+
+
+async def _card_holder(bank: Bank, n: int, balance_minor: int) -> dict[str, str]:
+    customer_id = demo_id(f"atm-customer:{n}")
+    surname, surname_kana = SURNAMES[(n + 5) % len(SURNAMES)]
+    given, given_kana = GIVEN[(n // len(SURNAMES) + 3) % len(GIVEN)]
+    await customers.register_customer(bank.deposits.pool, customers.NewCustomer(
+        id=customer_id, kind=customers.CustomerKind.INDIVIDUAL, name_kanji=f"{surname} {given}",
+        name_kana=f"{surname_kana} {given_kana}", birth_date=dt.date(1960 + n % 40, 1 + n % 12, 1 + n % 28),
+        contact=customers.Contact(phone=f"080{n:08d}", email=None, postal_code="100-0005",
+                                  address=f"東京都千代田区丸の内1-{1 + n % 9}-{1 + n % 20}")))
+    await customers.record_identity_verification(bank.deposits.pool, customer_id, demo_id(f"atm-kyc:{n}"),
+                                                  customers.IdentityVerificationUpdate(
+                                                      customers.IdentityVerification.VERIFIED, dt.date(2024, 4, 1)))
+    account = await deposits.open_ordinary_account(bank.deposits, demo_id(f"atm-open:{n}"), customer_id,
+                                                   BRANCHES[n % len(BRANCHES)])
+    if balance_minor:
+        await deposits.deposit_cash(bank.deposits, demo_id(f"atm-deposit:{n}"), account.id, balance_minor)
+    pin = pin_of(n)
+    issued = await cards.issue_card(bank.cards, demo_id(f"atm-card:{n}"), account.id, customer_id, pin)
+    return {"card_number": issued.card_number, "pin": pin, "account_id": str(uuid.UUID(int=account.id)),
+            "branch_code": account.branch_code, "account_number": f"{account.account_number:07d}"}
 
 
 async def _in_chunks(work: Sequence[Callable[[], Awaitable[Any]]]) -> list[Any]:

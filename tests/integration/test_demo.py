@@ -20,13 +20,14 @@ async def test_the_demo_bank_is_alive_verified_and_loads_once(ledger_dsn: str) -
         bank = build_bank(ledger, BankCalendar())
         first = await load_demo(bank, customer_count=120)
         assert first == {"customers": 120, "accounts": 120, "transfers": 24, "time_deposits": 30,
-                     "general_accounts_overdrawn": 15, "card_loans": 20, "fees": 12}
+                         "general_accounts_overdrawn": 15, "card_loans": 20, "fees": 12, "card_holders": 20}
         conn = await db.connect(ledger_dsn)
         try:
             before = await conn.fetchval("SELECT count(*) FROM ledger.transfers")
             assert await load_demo(bank, customer_count=120) == first
             assert await conn.fetchval("SELECT count(*) FROM ledger.transfers") == before  # nothing moved twice
             report = await verify_books(conn, TODAY)
+            assert await conn.fetchval("SELECT count(*) FROM cards.cards") == 20  # card holders, ready for the ATMs
         finally:
             await conn.close()
         assert report["ok"], report

@@ -101,7 +101,8 @@ async def test_a_hold_reserves_then_posts_once(bank: Bank) -> None:
     assert (await balance(bank.deposits, account)).held_minor == 20_110  # the retry held nothing more
     cash_before = await bank.atm_cash()
     posted = await post_hold(bank.deposits, request, 20_000)  # the fee part is released, the cash part posted
-    assert posted.status is PendingStatus.POSTED
+    assert (posted.amount_minor, posted.replayed) == (20_000, False)
+    assert (await hold_status(bank.deposits, request)).status is PendingStatus.POSTED
     b = await balance(bank.deposits, account)
     assert (b.balance_minor, b.held_minor, b.available_minor) == (30_000, 0, 30_000)
     assert cash_before - await bank.atm_cash() == 20_000

@@ -2,109 +2,26 @@
 
 Sends are scheduled at exact intervals of 1/rate whatever the server answers; a send waits for a free
 connection if all are busy, and its latency runs from its scheduled time, so queueing is counted (no
-coordinated omission). Raw asyncio streams rather than httpx: the generator shares the cores with the
-server and PostgreSQL, and a hand-written keep-alive client costs a fraction of httpx's CPU per request.
+coordinated omission). The connection is the raw keep-alive client of `kanjo.platform.http_client`
+(re-exported here: `loadgen.HttpConnection`, `loadgen.Response`, `loadgen.ProtocolError`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from kanjo.platform.http_client import HttpConnection, ProtocolError, Response
 
 CONNECTIONS_MAX = 256  # each is a socket and a task on the server too
 BACKLOG_S_MAX = 10  # scheduled sends waiting for a connection, in seconds of offered load; beyond: dropped
 REQUEST_TIMEOUT_S = 30.0  # a request without an answer by then counts as an error
 DRAIN_TIMEOUT_S = 60.0  # after the last scheduled send, how long answers are awaited
-RESPONSE_HEADER_BYTES_MAX = 64 * 1024  # asyncio's stream limit; longer headers are a protocol error
-RESPONSE_BODY_BYTES_MAX = 16 * 1024 * 1024
 START_DELAY_S = 0.05  # first send a little after the connections are open
 SCHEDULER_TICK_S = 0.001  # shortest sleep: uvloop rounds shorter timers to 0, which would spin the scheduler
-
-
-class ProtocolError(Exception):
-    """The server's answer is not HTTP/1.1 this client understands."""
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    status: int
-    headers: dict[bytes, bytes]
-    body: bytes
-
-
-class HttpConnection:
-    """One keep-alive HTTP/1.1 connection; one request at a time."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host = host
-        self.port = port
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-
-    async def open(self) -> None:
-        self._reader, self._writer = await asyncio.open_connection(
-            self.host, self.port, limit=RESPONSE_HEADER_BYTES_MAX
-        )
-
-    @property
-    def is_open(self) -> bool:
-        return self._writer is not None and not self._writer.is_closing()
-
-    async def close(self) -> None:
-        writer, self._writer, self._reader = self._writer, None, None
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(OSError):  # the peer may already have gone
-                await writer.wait_closed()
-
-    def request_bytes(self, method: str, path: str, body: bytes | None = None) -> bytes:
-        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-        if body is not None:
-            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        return head.encode("ascii") + b"\r\n" + (body or b"")
-
-    async def send(self, raw_request: bytes) -> Response:
-        """Send a request made by `request_bytes` and read the whole answer."""
-        if not self.is_open:
-            await self.open()
-        assert self._reader is not None and self._writer is not None
-        self._writer.write(raw_request)
-        head = await self._reader.readuntil(b"\r\n\r\n")
-        lines = head[:-4].split(b"\r\n")
-        if not lines[0].startswith(b"HTTP/1.") or len(lines[0]) < 12:
-            raise ProtocolError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
-        status = int(lines[0][9:12])
-        headers: dict[bytes, bytes] = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            headers[name.strip().lower()] = value.strip()
-        body = await self._read_body(headers)
-        if headers.get(b"connection", b"").lower() == b"close":
-            await self.close()
-        return Response(status, headers, body)
-
-    async def _read_body(self, headers: dict[bytes, bytes]) -> bytes:
-        assert self._reader is not None
-        if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
-            chunks: list[bytes] = []
-            size_total = 0
-            while True:
-                size = int((await self._reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                size_total += size
-                if size_total > RESPONSE_BODY_BYTES_MAX:
-                    raise ProtocolError("response body too long")
-                chunk = await self._reader.readexactly(size + 2)
-                if size == 0:
-                    return b"".join(chunks)
-                chunks.append(chunk[:-2])
-        length = int(headers.get(b"content-length", b"0"))
-        if length > RESPONSE_BODY_BYTES_MAX:
-            raise ProtocolError("response body too long")
-        return await self._reader.readexactly(length) if length else b""
 
 
 @dataclass(slots=True)

@@ -7,7 +7,7 @@ from kanjo.deposits.dormancy import (
     job_request_id,
     mark_dormant_accounts,
 )
-from kanjo.deposits.holds import Hold, hold_id_of, hold_status, place_atm_hold, post_hold, void_hold
+from kanjo.deposits.holds import Hold, HoldPosted, hold_id_of, hold_status, place_atm_hold, post_hold, void_hold
 from kanjo.deposits.interest import (
     AccrualRun,
     AccruedInterest,
@@ -108,6 +108,7 @@ __all__ = [
     "Deposits",
     "DormancyRun",
     "Hold",
+    "HoldPosted",
     "IllegalPassbookTransition",
     "IllegalTransition",
     "InterestPayment",

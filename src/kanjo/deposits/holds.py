@@ -35,6 +35,15 @@ class Hold:
     replayed: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class HoldPosted:
+    """A hold posted: how much of it moved."""
+
+    hold_id: int
+    amount_minor: int
+    replayed: bool = False
+
+
 def hold_id_of(request_id: int) -> int:
     """The id of the hold a request places: the same on every retry."""
     return derived_id(request_id, LEG)
@@ -58,24 +67,37 @@ async def hold_status(d: Deposits, request_id: int) -> Hold | None:
     return _hold(records[0].transfer, records[0].pending_status, records[0].expires_at)
 
 
-async def post_hold(d: Deposits, request_id: int, amount_minor: int | None = None) -> Hold:
-    """Post the hold placed by `request_id` (all of it, or `amount_minor` of it: the rest is released).
+async def post_hold(d: Deposits, request_id: int, amount_minor: int | None = None) -> HoldPosted:
+    """Post the hold placed by `request_id` (all of it, or `amount_minor` of it: the rest is released). One ledger
+    request: the hold's id derives from the request id, and the ledger checks the rest.
 
     Refused with `hold_expired` / `hold_voided` when it can no longer be posted; a retry answers as the first time.
     """
-    hold = await _require(d, request_id)
-    if amount_minor is not None and not 1 <= amount_minor <= hold.amount_minor:
-        raise Refused("invalid_amount", f"a hold of ¥{hold.amount_minor:,} posts between ¥1 and all of it")
-    t = Transfer(id=derived_id(request_id, "hold-post"), pending_id=hold.hold_id, amount=amount_minor or 0,
+    if amount_minor is not None and amount_minor < 1:
+        raise Refused("invalid_amount", "a hold posts at least ¥1")
+    hold_id = hold_id_of(request_id)
+    t = Transfer(id=derived_id(request_id, "hold-post"), pending_id=hold_id, amount=amount_minor or 0,
                  ledger=JPY, flags=int(TransferFlags.POST_PENDING_TRANSFER))
     [outcome] = await d.ledger.create_transfers([t])
-    if outcome.result in (R.OK, R.EXISTS, R.PENDING_TRANSFER_ALREADY_POSTED):
-        return await _read(d, hold.hold_id, replayed=outcome.result is not R.OK)
-    if outcome.result is R.PENDING_TRANSFER_ALREADY_VOIDED:
-        raise Refused("hold_voided", "the hold was voided: nothing can be posted from it")
-    if outcome.result is R.PENDING_TRANSFER_EXPIRED:
-        raise Refused("hold_expired", "the hold expired before it was confirmed: nothing was posted")
-    raise Refused(outcome.result.name.lower(), f"the ledger refused to post the hold: {outcome.result.name.lower()}")
+    result = outcome.result
+    if result in (R.OK, R.EXISTS):
+        return HoldPosted(hold_id, outcome.amount, replayed=result is R.EXISTS)
+    if result is R.PENDING_TRANSFER_ALREADY_POSTED:  # posted under another id: answer as it stands
+        records = await d.ledger.lookup_transfer_records([hold_id])
+        return HoldPosted(hold_id, records[0].transfer.amount if records else 0, replayed=True)
+    raise _post_refusal(result)
+
+
+def _post_refusal(result: CreateTransferResult) -> Refused:
+    if result is R.PENDING_TRANSFER_NOT_FOUND:
+        return Refused("unknown_hold", "no hold was placed by this request")
+    if result is R.EXCEEDS_PENDING_TRANSFER_AMOUNT:
+        return Refused("invalid_amount", "more than the hold cannot be posted")
+    if result is R.PENDING_TRANSFER_ALREADY_VOIDED:
+        return Refused("hold_voided", "the hold was voided: nothing can be posted from it")
+    if result is R.PENDING_TRANSFER_EXPIRED:
+        return Refused("hold_expired", "the hold expired before it was confirmed: nothing was posted")
+    return Refused(result.name.lower(), f"the ledger refused to post the hold: {result.name.lower()}")
 
 
 async def void_hold(d: Deposits, request_id: int) -> Hold:

@@ -79,7 +79,8 @@ async def record_status_change(conn: asyncpg.Connection, request_id: int, accoun
 
 async def touch(conn: asyncpg.Connection, account_ids: list[int], on: dt.date) -> None:
     await conn.execute(
-        "UPDATE deposits.accounts SET last_activity_on = greatest(last_activity_on, $2) WHERE id = ANY($1::uuid[])",
+        # only a new day writes: most movements find the account already active today (no row version, no lock)
+        "UPDATE deposits.accounts SET last_activity_on = $2 WHERE id = ANY($1::uuid[]) AND last_activity_on < $2",
         account_ids, on)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import asyncpg
 
 # Contexts in dependency order; each owns its own schema.
-CONTEXTS = ("ledger", "customers", "deposits", "time_deposits", "fees", "loans")
+CONTEXTS = ("ledger", "customers", "deposits", "cards", "time_deposits", "fees", "loans", "channels.atm")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,12 @@ class Settings(BaseSettings):
     batch_linger_us: int = Field(default=0, ge=0, le=100_000)
     log_level: str = "info"
     environment: str = Field(default="development", pattern="^(development|test|production)$")
+    pin_key_hex: str | None = Field(
+        default=None, pattern="^[0-9a-fA-F]{64}$",
+        description="the 256-bit key of PIN verification values (KANJO_PIN_KEY_HEX); required in production,"
+        " generated under var/ for development and tests",
+    )
+    faults_enabled: bool = Field(default=False, description="drills and benches: fault injection and seeding routes")
 
 
 def load_settings() -> Settings:

@@ -1,0 +1,164 @@
+"""HTTP routes of the ATM channel: the device protocol under /atm/v1 (docs/atm-protocol.md) and the operations
+routes for the registry, screen notices and in-doubt items under /v1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+
+from kanjo.channels.atm import cash_out, operations, reconcile, registry
+from kanjo.channels.atm.model import Operation, request_id_of
+from kanjo.channels.atm.schemas import (
+    AckIn,
+    AnswerOut,
+    DepositIn,
+    InquiryIn,
+    JournalIn,
+    MachinesIn,
+    NoticeIn,
+    PassbookIn,
+    TimeDepositIn,
+    TransferIn,
+    WithdrawalIn,
+)
+from kanjo.channels.atm.service import AtmChannel, Reply, UnknownMachine, handle_message
+from kanjo.platform.http import ERROR_RESPONSES, FastJSONResponse
+
+router = APIRouter(tags=["atm"], responses=ERROR_RESPONSES)
+ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"model": AnswerOut, "description": "approved or refused (a business answer; see `code`)"},
+    503: {"model": AnswerOut, "description": "unavailable: the card is returned; `still_working` lists what works"},
+}
+
+
+def _ch(request: Request) -> AtmChannel:
+    return request.app.state.atm
+
+
+def _send(reply: Reply) -> FastJSONResponse:
+    headers = {"Retry-After": str(int(reply.body.get("retry_after_s") or 1))} if reply.status == 503 else None
+    return FastJSONResponse(reply.body, status_code=reply.status, headers=headers)
+
+
+@router.post("/atm/v1/inquiry", summary="Balance inquiry (残高照会)", responses=ANSWERS)
+async def inquiry(body: InquiryIn, request: Request) -> FastJSONResponse:
+    ch = _ch(request)
+    return _send(await handle_message(
+        ch, body.atm_id, body.journal_no, Operation.INQUIRY, {"card": body.card.number},
+        lambda kind: operations.inquiry(ch, kind, body.card.number, body.card.pin)))
+
+
+@router.post("/atm/v1/withdrawal", summary="Authorise a cash withdrawal (お引出し): hold, then dispense",
+             responses=ANSWERS)
+async def withdrawal(body: WithdrawalIn, request: Request) -> FastJSONResponse:
+    ch = _ch(request)
+    rid = request_id_of(body.atm_id, body.journal_no)
+    return _send(await handle_message(
+        ch, body.atm_id, body.journal_no, Operation.WITHDRAWAL,
+        {"card": body.card.number, "amount": body.amount_minor},
+        lambda kind: cash_out.authorise(ch, kind, rid, body.card.number, body.card.pin, body.amount_minor)))
+
+
+@router.post("/atm/v1/withdrawal/ack", summary="The ATM's acknowledgement of a withdrawal: post or void the hold",
+             responses=ANSWERS)
+async def acknowledge(body: AckIn, request: Request) -> FastJSONResponse:
+    ch = _ch(request)
+    try:
+        return _send(await cash_out.acknowledge(ch, body.atm_id, body.journal_no, body.dispensed_minor))
+    except UnknownMachine as e:
+        raise HTTPException(404, str(e)) from None
+
+
+@router.post("/atm/v1/deposit", summary="Cash deposit (お預入れ) to the card's account", responses=ANSWERS)
+async def deposit(body: DepositIn, request: Request) -> FastJSONResponse:
+    ch = _ch(request)
+    rid = request_id_of(body.atm_id, body.journal_no)
+    return _send(await handle_message(
+        ch, body.atm_id, body.journal_no, Operation.DEPOSIT, {"card": body.card.number, "amount": body.amount_minor},
+        lambda kind: operations.deposit(ch, kind, rid, body.card.number, body.amount_minor)))
+
+
+@router.post("/atm/v1/transfer", summary="Transfer (お振込み) to an account of this bank", responses=ANSWERS)
+async def transfer(body: TransferIn, request: Request) -> FastJSONResponse:
+    ch = _ch(request)
+    rid = request_id_of(body.atm_id, body.journal_no)
+    to = body.to
+    return _send(await handle_message(
+        ch, body.atm_id, body.journal_no, Operation.TRANSFER,
+        {"card": body.card.number, "to": f"{to.branch_code}-{to.account_number}", "amount": body.amount_minor},
+        lambda kind: operations.transfer_to(ch, kind, rid, body.card.number, body.card.pin, to.branch_code,
+                                            int(to.account_number), body.amount_minor)))
+
+
+@router.post("/atm/v1/passbook", summary="Passbook update (記帳)", responses=ANSWERS)
+async def passbook(body: PassbookIn, request: Request) -> FastJSONResponse:
+    ch = _ch(request)
+    rid = request_id_of(body.atm_id, body.journal_no)
+    book = body.passbook
+    return _send(await handle_message(
+        ch, body.atm_id, body.journal_no, Operation.PASSBOOK, {"passbook": f"{book.branch_code}-{book.account_number}"},
+        lambda kind: operations.passbook(ch, kind, rid, book.branch_code, int(book.account_number))))
+
+
+@router.post("/atm/v1/time-deposit", summary="Place a time deposit (定期預金の預入) from the card's account",
+             responses=ANSWERS)
+async def time_deposit(body: TimeDepositIn, request: Request) -> FastJSONResponse:
+    ch = _ch(request)
+    rid = request_id_of(body.atm_id, body.journal_no)
+    return _send(await handle_message(
+        ch, body.atm_id, body.journal_no, Operation.TIME_DEPOSIT,
+        {"card": body.card.number, "amount": body.amount_minor, "term": body.term_months},
+        lambda kind: operations.time_deposit(ch, kind, rid, body.card.number, body.card.pin, body.amount_minor,
+                                             body.term_months)))
+
+
+@router.post("/atm/v1/journal", summary="Upload the ATM's journal for reconciliation")
+async def journal(body: JournalIn, request: Request) -> dict[str, Any]:
+    ch = _ch(request)
+    entries = [reconcile.JournalEntry(e.journal_no, e.operation, e.amount_minor, e.outcome) for e in body.entries]
+    try:
+        result = await reconcile.reconcile_journal(ch, body.atm_id, entries)
+    except UnknownMachine as e:
+        raise HTTPException(404, str(e)) from None
+    return {"atm_id": body.atm_id, **result.as_dict()}
+
+
+@router.get("/atm/v1/notices", summary="Screen notices for one ATM")
+async def notices(atm_id: str, request: Request) -> dict[str, Any]:
+    return {"atm_id": atm_id, "notices": await registry.notices(_ch(request), atm_id)}
+
+
+# -- operations ---------------------------------------------------------------------------------------------
+
+@router.post("/v1/atms", summary="Register ATMs (idempotent by atm_id)", tags=["atm operations"])
+async def register(body: MachinesIn, request: Request) -> dict[str, Any]:
+    stored = await registry.register_machines(_ch(request), [(m.atm_id, m.kind, m.location) for m in body.machines])
+    return {"machines": stored}
+
+
+@router.get("/v1/atms/{atm_id}", summary="An ATM and its transaction counts", tags=["atm operations"])
+async def machine(atm_id: str, request: Request) -> dict[str, Any]:
+    try:
+        return await registry.machine_view(_ch(request), atm_id)
+    except registry.NotFound as e:
+        raise HTTPException(404, str(e)) from None
+
+
+@router.post("/v1/atm-notices", summary="Push a screen notice to all or some ATMs", tags=["atm operations"])
+async def push_notice(body: NoticeIn, request: Request) -> dict[str, Any]:
+    ch = _ch(request)
+    starts = body.starts_at
+    if body.ends_at.tzinfo is None or (starts is not None and starts.tzinfo is None):
+        raise HTTPException(422, "starts_at and ends_at need a time zone")
+    if body.ends_at <= (starts or ch.now()):
+        raise HTTPException(422, "ends_at must be after the notice starts")
+    notice_id = await registry.push_notice(ch, body.text, body.atm_ids, starts, body.ends_at, body.created_by)
+    return {"id": notice_id}
+
+
+@router.get("/v1/atm-in-doubt", summary="In-doubt withdrawals: open items and reconciliation breaks",
+            tags=["atm operations"])
+async def in_doubt(request: Request) -> dict[str, Any]:
+    return await registry.in_doubt_report(_ch(request))
+

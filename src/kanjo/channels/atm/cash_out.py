@@ -1,0 +1,196 @@
+"""Cash out at an ATM, in two phases: authorise (hold the amount and fee, reserve the card's daily limit) →
+the ATM dispenses → its acknowledgement posts the hold. No acknowledgement before the deadline: the sweep voids the
+hold and opens an in-doubt item, which the ATM's own word (a late acknowledgement or its journal) settles — never a
+guess. Nothing is final without the device's acknowledgement (DESIGN §1.4)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from typing import Any
+
+import asyncpg
+import structlog
+from prometheus_client import Counter, Gauge
+
+from kanjo.cards import release_daily_amount, reserve_daily_amount, verify_card
+from kanjo.channels.atm import store
+from kanjo.channels.atm.limits import HOLD_MARGIN_S, IN_DOUBT_SWEEP_BATCH_MAX
+from kanjo.channels.atm.model import (
+    HoldState,
+    JournalOutcome,
+    MachineKind,
+    approved,
+    refused,
+    request_id_of,
+)
+from kanjo.channels.atm.operations import charge
+from kanjo.channels.atm.service import FEE_CHANNEL_OF, AtmChannel, Reply
+from kanjo.deposits import Refused as DepositRefused
+from kanjo.deposits import balance, derived_id, place_atm_hold, post_atm_withdrawal, post_hold, void_hold
+from kanjo.fees import FeeQuote, Kind, quote
+
+log = structlog.get_logger("kanjo.atm")
+SWEEP_INTERVAL_S = 1.0
+
+IN_DOUBT_OPENED = Counter("kanjo_atm_in_doubt_opened_total", "withdrawals not acknowledged in time (hold voided)")
+IN_DOUBT_RESOLVED = Counter("kanjo_atm_in_doubt_resolved_total", "in-doubt withdrawals settled, by resolution",
+                            ["resolution"])
+WAITING = Gauge("kanjo_atm_authorisations_waiting", "withdrawals authorised and waiting for their acknowledgement")
+
+
+async def authorise(ch: AtmChannel, kind: MachineKind, request_id: int, card_number: str, pin: str,
+                    amount_minor: int) -> tuple[Any, dict[str, Any]]:
+    holder = await ch.call(kind, "cards", "verify", lambda: verify_card(ch.cards, card_number, pin))
+    recorded: dict[str, Any] = {"account_id": holder.account_id, "card_id": holder.card_id,
+                                "amount_minor": amount_minor}
+    fee = quote(ch.fees, FEE_CHANNEL_OF[kind], Kind.WITHDRAWAL, amount_minor, ch.now())
+    today = ch.business_date()
+    await ch.call(kind, "cards", "reserve", lambda: reserve_daily_amount(ch.cards, request_id, holder.card_id, today,
+                                                                         amount_minor))
+    try:
+        await ch.call(kind, "deposits", "hold", lambda: place_atm_hold(
+            ch.deposits, request_id, holder.account_id, amount_minor + fee.amount_minor,
+            ch.ack_timeout_s + HOLD_MARGIN_S))
+    except DepositRefused as e:
+        await ch.call(kind, "cards", "release", lambda: release_daily_amount(ch.cards, request_id))
+        return refused(e.code, str(e)), recorded
+    deadline = ch.now() + dt.timedelta(seconds=ch.ack_timeout_s)
+    fields: dict[str, Any] = {"dispense_minor": amount_minor, "fee_minor": fee.amount_minor,
+                              "ack_deadline_at": deadline.isoformat()}
+    with contextlib.suppress(Exception):  # the figure on the receipt is a courtesy; the hold is what matters
+        b = await ch.call(kind, "deposits", "balance", lambda: balance(ch.deposits, holder.account_id))
+        fields["balance_after_minor"] = b.available_minor
+    return approved(**fields), {**recorded, "fee_minor": fee.amount_minor, "fee_rule": fee.rule_id,
+                                "hold_state": HoldState.AUTHORISED.value, "ack_deadline": deadline}
+
+
+async def acknowledge(ch: AtmChannel, atm_id: str, journal_no: int, dispensed_minor: int) -> Reply:
+    """The ATM says how much cash left the machine for this authorisation; post, void, or settle the doubt."""
+    kind = ch.kind_of(atm_id)
+    async with ch.pool.acquire() as conn, conn.transaction():
+        w = await store.lock_withdrawal(conn, atm_id, journal_no)
+        if w is None:
+            return _ack_reply(atm_id, journal_no, refused("unknown_transaction"))
+        if w.ack_answer is not None:
+            if w.dispensed_minor == dispensed_minor:
+                return Reply(200, {**w.ack_answer, "replayed": True})
+            return _ack_reply(atm_id, journal_no, refused("request_reused", "この取引の確認は別の金額で受付済みです。"))
+        if dispensed_minor > w.amount_minor or dispensed_minor % 1_000:
+            return _ack_reply(atm_id, journal_no, refused(
+                "invalid_amount", f"¥{dispensed_minor:,} is not notes within the ¥{w.amount_minor:,} authorised"))
+        answer = await _settle(ch, conn, kind, w, dispensed_minor)
+        body = answer.body(atm_id, journal_no)
+        await store.settle_withdrawal(conn, atm_id, journal_no, _state_after(answer.code, w), dispensed_minor, body)
+    return Reply(200, body)
+
+
+def _state_after(code: str, w: store.Withdrawal) -> str:
+    return {"posted": HoldState.POSTED.value, "voided": HoldState.VOIDED.value,
+            "in_doubt": HoldState.IN_DOUBT.value}.get(code, w.hold_state)
+
+
+async def _settle(ch: AtmChannel, conn: asyncpg.Connection, kind: MachineKind, w: store.Withdrawal,
+                  dispensed_minor: int) -> Any:
+    request_id = request_id_of(w.atm_id, w.journal_no)
+    if w.hold_state == HoldState.AUTHORISED.value:
+        if dispensed_minor == 0:
+            await ch.call(kind, "deposits", "void", lambda: void_hold(ch.deposits, request_id))
+            await ch.call(kind, "cards", "release", lambda: release_daily_amount(ch.cards, request_id))
+            return approved("voided")
+        try:
+            await ch.call(kind, "deposits", "post", lambda: post_hold(ch.deposits, request_id, dispensed_minor))
+        except DepositRefused as e:  # the ledger's own expiry beat the acknowledgement: settle it as a doubt
+            log.warning("atm_hold_lapsed", atm=w.atm_id, journal_no=w.journal_no, reason=e.code)
+            await store.open_in_doubt(conn, w, "hold_lapsed_before_acknowledgement")
+        else:
+            await charge(ch, kind, request_id, w.account_id, _fee(w))
+            return approved("posted")
+    if w.hold_state in (HoldState.AUTHORISED.value, HoldState.IN_DOUBT.value):
+        outcome = JournalOutcome.DISPENSED if dispensed_minor else JournalOutcome.NOT_DISPENSED
+        resolution = await resolve(ch, conn, kind, w, outcome, dispensed_minor)
+        return approved("posted" if resolution == "posted" else "voided", late=True) if resolution != "break" \
+            else refused("in_doubt", "係員が確認します。")
+    # settled already by the ATM's journal: an acknowledgement that agrees is answered as such
+    agrees = (w.hold_state == HoldState.POSTED.value and dispensed_minor and dispensed_minor == w.dispensed_minor) \
+        or (w.hold_state == HoldState.VOIDED.value and not dispensed_minor)
+    if agrees:
+        return approved("posted" if dispensed_minor else "voided", late=True)
+    log.error("atm_acknowledgement_conflicts", atm=w.atm_id, journal_no=w.journal_no, state=w.hold_state,
+              dispensed_minor=dispensed_minor)
+    return refused("in_doubt", "係員が確認します。")
+
+
+def _fee(w: store.Withdrawal) -> FeeQuote:
+    return FeeQuote(w.fee_minor or 0, w.fee_rule or "", "ATM")
+
+
+async def resolve(ch: AtmChannel, conn: asyncpg.Connection, kind: MachineKind, w: store.Withdrawal,
+                  outcome: JournalOutcome, dispensed_minor: int) -> str:
+    """Settle an in-doubt withdrawal by what the ATM says (idempotent: a settled item answers its resolution).
+    Cash out → post it now (with its fee); nothing out → nothing to post, the daily limit is given back."""
+    await store.open_in_doubt(conn, w, "no_acknowledgement")  # no-op when the sweep opened it
+    found = await store.in_doubt(conn, w.atm_id, w.journal_no)
+    if found is not None and found["resolved_at"] is not None:
+        return str(found["resolution"])
+    request_id = request_id_of(w.atm_id, w.journal_no)
+    correction: int | None = None
+    if outcome is JournalOutcome.DISPENSED and dispensed_minor > 0:
+        try:
+            posting = await ch.call(kind, "deposits", "post-late", lambda: post_atm_withdrawal(
+                ch.deposits, derived_id(request_id, "in-doubt"), w.account_id, dispensed_minor))
+        except DepositRefused as e:  # the money is gone from the account: people must recover it
+            log.error("atm_in_doubt_break", atm=w.atm_id, journal_no=w.journal_no, reason=e.code,
+                      amount_minor=dispensed_minor)
+            resolution = "break"
+        else:
+            correction, resolution = posting.transfer_id, "posted"
+            await charge(ch, kind, request_id, w.account_id, _fee(w))
+    else:
+        await ch.call(kind, "cards", "release", lambda: release_daily_amount(ch.cards, request_id))
+        resolution = "nothing_dispensed"
+    await store.resolve_in_doubt(conn, w.atm_id, w.journal_no, outcome.value, resolution, correction)
+    await store.settle_withdrawal(conn, w.atm_id, w.journal_no,
+                                  HoldState.POSTED.value if resolution == "posted" else HoldState.VOIDED.value
+                                  if resolution == "nothing_dispensed" else HoldState.IN_DOUBT.value,
+                                  dispensed_minor, None)
+    IN_DOUBT_RESOLVED.labels(resolution).inc()
+    return resolution
+
+
+async def sweep_overdue(ch: AtmChannel) -> int:
+    """Void the holds of authorisations past their deadline and open their in-doubt items; returns how many."""
+    async with ch.pool.acquire() as conn, conn.transaction():
+        overdue = await store.overdue_withdrawals(conn, ch.now(), IN_DOUBT_SWEEP_BATCH_MAX)
+        for w in overdue:
+            kind = ch.machines.get(w.atm_id, MachineKind.OWN)
+            request_id = request_id_of(w.atm_id, w.journal_no)
+            await _void(ch, kind, request_id)
+            await store.open_in_doubt(conn, w, "no_acknowledgement")
+            await store.settle_withdrawal(conn, w.atm_id, w.journal_no, HoldState.IN_DOUBT.value, None, None)
+            IN_DOUBT_OPENED.inc()
+            log.warning("atm_in_doubt", atm=w.atm_id, journal_no=w.journal_no, amount_minor=w.amount_minor)
+        WAITING.set(await store.waiting_count(conn))
+    return len(overdue)
+
+
+async def run_sweeper(ch: AtmChannel) -> None:
+    """The sweep, every second, for the life of the process; a failed sweep is logged and retried."""
+    while True:
+        try:
+            while await sweep_overdue(ch) >= IN_DOUBT_SWEEP_BATCH_MAX:
+                pass
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.error("atm_sweep_failed", error=repr(e))
+        await asyncio.sleep(SWEEP_INTERVAL_S)
+
+
+async def _void(ch: AtmChannel, kind: MachineKind, request_id: int) -> None:
+    await ch.call(kind, "deposits", "void", lambda: void_hold(ch.deposits, request_id))
+
+
+def _ack_reply(atm_id: str, journal_no: int, answer: Any) -> Reply:
+    return Reply(200, answer.body(atm_id, journal_no))
