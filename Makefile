@@ -28,6 +28,7 @@ bench: $(STAMP)
 	@mkdir -p bench-results
 	$(BIN)/kanjo bench ledger --json | tee bench-results/ledger.jsonl
 	$(BIN)/kanjo bench products --json | tee bench-results/products.jsonl
+	$(BIN)/kanjo bench atm --json | tee bench-results/atm.jsonl
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

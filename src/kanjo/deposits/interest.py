@@ -286,7 +286,11 @@ async def pay_interest(d: Deposits, calendar: BankCalendar, business_date: dt.da
         try:
             return await _pay(d, calendar, conn, day)
         finally:
-            await store.unlock_jobs_for_session(conn)
+            try:
+                await store.unlock_jobs_for_session(conn)
+            except BaseException:
+                conn.terminate()  # the pool does not reset sessions: a lock that cannot be released goes with it
+                raise
 
 
 async def _pay(d: Deposits, calendar: BankCalendar, conn: asyncpg.Connection, day: dt.date) -> PayoutRun:

@@ -34,12 +34,22 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _reset_on_release(conn: asyncpg.Connection) -> None:
+    """What a connection returned to the pool needs: no open transaction. asyncpg's default reset runs a query on
+    every release (RESET ALL, CLOSE ALL, UNLISTEN, advisory unlock) — a round trip per acquire that kanjo does not
+    need: no code leaves session settings, cursors or listeners behind, and the one session advisory lock (the
+    interest payout's) is released explicitly."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def create_pool(dsn: str, *, size_min: int = 1, size_max: int = 10) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
         min_size=size_min,
         max_size=size_max,
         init=init_connection,
+        reset=_reset_on_release,
         timeout=CONNECT_TIMEOUT_S,
         command_timeout=COMMAND_TIMEOUT_S,
         max_inactive_connection_lifetime=300,

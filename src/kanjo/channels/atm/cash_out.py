@@ -6,7 +6,6 @@ guess. Nothing is final without the device's acknowledgement (DESIGN §1.4)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 from typing import Any
 
@@ -24,12 +23,14 @@ from kanjo.channels.atm.model import (
     approved,
     refused,
     request_id_of,
+    unavailable,
 )
 from kanjo.channels.atm.operations import charge
-from kanjo.channels.atm.service import FEE_CHANNEL_OF, AtmChannel, Reply
+from kanjo.channels.atm.service import FEE_CHANNEL_OF, SYSTEM_ERRORS, AtmChannel, Reply
 from kanjo.deposits import Refused as DepositRefused
-from kanjo.deposits import balance, derived_id, place_atm_hold, post_atm_withdrawal, post_hold, void_hold
+from kanjo.deposits import derived_id, place_atm_hold, post_atm_withdrawal, post_hold, void_hold
 from kanjo.fees import FeeQuote, Kind, quote
+from kanjo.hub import HubError
 
 log = structlog.get_logger("kanjo.atm")
 SWEEP_INTERVAL_S = 1.0
@@ -57,62 +58,95 @@ async def authorise(ch: AtmChannel, kind: MachineKind, request_id: int, card_num
         await ch.call(kind, "cards", "release", lambda: release_daily_amount(ch.cards, request_id))
         return refused(e.code, str(e)), recorded
     deadline = ch.now() + dt.timedelta(seconds=ch.ack_timeout_s)
+    # No balance on this answer: two more queries on the busiest message; the receipt's balance is an inquiry away.
     fields: dict[str, Any] = {"dispense_minor": amount_minor, "fee_minor": fee.amount_minor,
                               "ack_deadline_at": deadline.isoformat()}
-    with contextlib.suppress(Exception):  # the figure on the receipt is a courtesy; the hold is what matters
-        b = await ch.call(kind, "deposits", "balance", lambda: balance(ch.deposits, holder.account_id))
-        fields["balance_after_minor"] = b.available_minor
     return approved(**fields), {**recorded, "fee_minor": fee.amount_minor, "fee_rule": fee.rule_id,
                                 "hold_state": HoldState.AUTHORISED.value, "ack_deadline": deadline}
 
 
 async def acknowledge(ch: AtmChannel, atm_id: str, journal_no: int, dispensed_minor: int) -> Reply:
-    """The ATM says how much cash left the machine for this authorisation; post, void, or settle the doubt."""
+    """The ATM says how much cash left the machine for this authorisation; post, void, or settle the doubt.
+    A system error records nothing: the ATM sends the acknowledgement again, and every step is idempotent."""
+    try:
+        return await _acknowledge(ch, atm_id, journal_no, dispensed_minor)
+    except HubError as e:
+        SYSTEM_ERRORS.labels("withdrawal_ack", e.code).inc()
+        return Reply(503, unavailable("busy", e.message, [], e.retry_after_s or 1.0).body(atm_id, journal_no))
+
+
+async def _acknowledge(ch: AtmChannel, atm_id: str, journal_no: int, dispensed_minor: int) -> Reply:
     kind = ch.kind_of(atm_id)
-    async with ch.pool.acquire() as conn, conn.transaction():
+    async with ch.pool.acquire() as conn:
+        w = await store.withdrawal(conn, atm_id, journal_no)
+    early = _early_answer(w, atm_id, journal_no, dispensed_minor)
+    if early is not None:
+        return early
+    assert w is not None
+    if w.hold_state == HoldState.AUTHORISED.value:  # the usual case: no connection is held across the ledger
+        answer = await settle_authorised(ch, kind, w, dispensed_minor)
+        if answer is not None:
+            body = answer.body(atm_id, journal_no)
+            async with ch.pool.acquire() as conn:
+                if await store.settle_authorised(conn, atm_id, journal_no, state_after(answer.code, w),
+                                                 dispensed_minor, body):
+                    return Reply(200, body)
+    async with ch.pool.acquire() as conn, conn.transaction():  # the sweep or the journal got there first
         w = await store.lock_withdrawal(conn, atm_id, journal_no)
-        if w is None:
-            return _ack_reply(atm_id, journal_no, refused("unknown_transaction"))
-        if w.ack_answer is not None:
-            if w.dispensed_minor == dispensed_minor:
-                return Reply(200, {**w.ack_answer, "replayed": True})
-            return _ack_reply(atm_id, journal_no, refused("request_reused", "この取引の確認は別の金額で受付済みです。"))
-        if dispensed_minor > w.amount_minor or dispensed_minor % 1_000:
-            return _ack_reply(atm_id, journal_no, refused(
-                "invalid_amount", f"¥{dispensed_minor:,} is not notes within the ¥{w.amount_minor:,} authorised"))
-        answer = await _settle(ch, conn, kind, w, dispensed_minor)
+        early = _early_answer(w, atm_id, journal_no, dispensed_minor)
+        if early is not None:
+            return early
+        assert w is not None
+        answer = await _settle_otherwise(ch, conn, kind, w, dispensed_minor)
         body = answer.body(atm_id, journal_no)
-        await store.settle_withdrawal(conn, atm_id, journal_no, _state_after(answer.code, w), dispensed_minor, body)
+        await store.settle_withdrawal(conn, atm_id, journal_no, state_after(answer.code, w), dispensed_minor, body)
     return Reply(200, body)
 
 
-def _state_after(code: str, w: store.Withdrawal) -> str:
+def _early_answer(w: store.Withdrawal | None, atm_id: str, journal_no: int, dispensed_minor: int) -> Reply | None:
+    """Unknown, already acknowledged, or an amount that cannot have been dispensed."""
+    if w is None:
+        return _ack_reply(atm_id, journal_no, refused("unknown_transaction"))
+    if w.ack_answer is not None:
+        if w.dispensed_minor == dispensed_minor:
+            return Reply(200, {**w.ack_answer, "replayed": True})
+        return _ack_reply(atm_id, journal_no, refused("request_reused", "この取引の確認は別の金額で受付済みです。"))
+    if dispensed_minor > w.amount_minor or dispensed_minor % 1_000:
+        return _ack_reply(atm_id, journal_no, refused(
+            "invalid_amount", f"¥{dispensed_minor:,} is not notes within the ¥{w.amount_minor:,} authorised"))
+    return None
+
+
+def state_after(code: str, w: store.Withdrawal) -> str:
     return {"posted": HoldState.POSTED.value, "voided": HoldState.VOIDED.value,
             "in_doubt": HoldState.IN_DOUBT.value}.get(code, w.hold_state)
 
 
-async def _settle(ch: AtmChannel, conn: asyncpg.Connection, kind: MachineKind, w: store.Withdrawal,
-                  dispensed_minor: int) -> Any:
+async def settle_authorised(ch: AtmChannel, kind: MachineKind, w: store.Withdrawal, dispensed_minor: int) -> Any:
+    """Post or void the hold; None when the hold is no longer there to post (voided by the sweep, or lapsed)."""
     request_id = request_id_of(w.atm_id, w.journal_no)
-    if w.hold_state == HoldState.AUTHORISED.value:
-        if dispensed_minor == 0:
-            await ch.call(kind, "deposits", "void", lambda: void_hold(ch.deposits, request_id))
-            await ch.call(kind, "cards", "release", lambda: release_daily_amount(ch.cards, request_id))
-            return approved("voided")
-        try:
-            await ch.call(kind, "deposits", "post", lambda: post_hold(ch.deposits, request_id, dispensed_minor))
-        except DepositRefused as e:  # the ledger's own expiry beat the acknowledgement: settle it as a doubt
-            log.warning("atm_hold_lapsed", atm=w.atm_id, journal_no=w.journal_no, reason=e.code)
-            await store.open_in_doubt(conn, w, "hold_lapsed_before_acknowledgement")
-        else:
-            await charge(ch, kind, request_id, w.account_id, _fee(w))
-            return approved("posted")
+    if dispensed_minor == 0:
+        await ch.call(kind, "deposits", "void", lambda: void_hold(ch.deposits, request_id))
+        await ch.call(kind, "cards", "release", lambda: release_daily_amount(ch.cards, request_id))
+        return approved("voided")
+    try:
+        await ch.call(kind, "deposits", "post", lambda: post_hold(ch.deposits, request_id, dispensed_minor))
+    except DepositRefused as e:
+        log.warning("atm_hold_lapsed", atm=w.atm_id, journal_no=w.journal_no, reason=e.code)
+        return None
+    await charge(ch, kind, request_id, w.account_id, _fee(w))
+    return approved("posted")
+
+
+async def _settle_otherwise(ch: AtmChannel, conn: asyncpg.Connection, kind: MachineKind, w: store.Withdrawal,
+                            dispensed_minor: int) -> Any:
+    """An acknowledgement after the sweep (in doubt) or after the journal settled it: the ATM's word settles a doubt;
+    an acknowledgement that agrees with a settled withdrawal is answered as such."""
     if w.hold_state in (HoldState.AUTHORISED.value, HoldState.IN_DOUBT.value):
         outcome = JournalOutcome.DISPENSED if dispensed_minor else JournalOutcome.NOT_DISPENSED
         resolution = await resolve(ch, conn, kind, w, outcome, dispensed_minor)
         return approved("posted" if resolution == "posted" else "voided", late=True) if resolution != "break" \
             else refused("in_doubt", "係員が確認します。")
-    # settled already by the ATM's journal: an acknowledgement that agrees is answered as such
     agrees = (w.hold_state == HoldState.POSTED.value and dispensed_minor and dispensed_minor == w.dispensed_minor) \
         or (w.hold_state == HoldState.VOIDED.value and not dispensed_minor)
     if agrees:
@@ -160,13 +194,20 @@ async def resolve(ch: AtmChannel, conn: asyncpg.Connection, kind: MachineKind, w
 
 
 async def sweep_overdue(ch: AtmChannel) -> int:
-    """Void the holds of authorisations past their deadline and open their in-doubt items; returns how many."""
+    """Void the holds of authorisations past their deadline and open their in-doubt items; returns how many were
+    looked at. A hold found posted belongs to an acknowledgement being recorded right now: it is left to it."""
     async with ch.pool.acquire() as conn, conn.transaction():
         overdue = await store.overdue_withdrawals(conn, ch.now(), IN_DOUBT_SWEEP_BATCH_MAX)
         for w in overdue:
             kind = ch.machines.get(w.atm_id, MachineKind.OWN)
-            request_id = request_id_of(w.atm_id, w.journal_no)
-            await _void(ch, kind, request_id)
+            try:
+                await _void(ch, kind, request_id_of(w.atm_id, w.journal_no))
+            except DepositRefused as e:  # posted by a racing acknowledgement: it records the outcome
+                log.info("atm_sweep_found_posted", atm=w.atm_id, journal_no=w.journal_no, reason=e.code)
+                continue
+            except HubError as e:  # deposits unavailable now: the next sweep tries again
+                log.warning("atm_sweep_deferred", atm=w.atm_id, journal_no=w.journal_no, reason=e.code)
+                break
             await store.open_in_doubt(conn, w, "no_acknowledgement")
             await store.settle_withdrawal(conn, w.atm_id, w.journal_no, HoldState.IN_DOUBT.value, None, None)
             IN_DOUBT_OPENED.inc()

@@ -10,10 +10,9 @@ import structlog
 from prometheus_client import Counter
 
 from kanjo.channels.atm import store
-from kanjo.channels.atm.cash_out import resolve
-from kanjo.channels.atm.model import HoldState, JournalOutcome, MachineKind, request_id_of
+from kanjo.channels.atm.cash_out import resolve, settle_authorised, state_after
+from kanjo.channels.atm.model import HoldState, JournalOutcome, MachineKind
 from kanjo.channels.atm.service import AtmChannel
-from kanjo.deposits import void_hold
 
 log = structlog.get_logger("kanjo.atm")
 BREAKS = Counter("kanjo_atm_reconciliation_breaks_total", "ATM journal entries that do not match the bank's records",
@@ -64,6 +63,17 @@ def _break(result: Reconciliation, atm_id: str, e: JournalEntry, reason: str) ->
 async def _withdrawal(ch: AtmChannel, kind: MachineKind, atm_id: str, e: JournalEntry, result: Reconciliation) -> None:
     dispensed = e.outcome == JournalOutcome.DISPENSED.value
     out_minor = e.amount_minor if dispensed else 0
+    async with ch.pool.acquire() as conn:
+        waiting = await store.withdrawal(conn, atm_id, e.journal_no)
+    if waiting is not None and waiting.hold_state == HoldState.AUTHORISED.value:
+        # the acknowledgement was lost and the deadline has not passed: the journal entry acknowledges it
+        answer = await settle_authorised(ch, kind, waiting, out_minor)
+        if answer is not None:
+            async with ch.pool.acquire() as conn:
+                if await store.settle_authorised(conn, atm_id, e.journal_no, state_after(answer.code, waiting),
+                                                 out_minor, answer.body(atm_id, e.journal_no)):
+                    result.corrected += 1
+                    return
     async with ch.pool.acquire() as conn, conn.transaction():
         w = await store.lock_withdrawal(conn, atm_id, e.journal_no)
         if w is None:  # never authorised (refused, or the message never arrived): no cash may have left
@@ -83,21 +93,13 @@ async def _withdrawal(ch: AtmChannel, kind: MachineKind, atm_id: str, e: Journal
                 result.matched += 1
             else:
                 _break(result, atm_id, e, "voided_but_atm_dispensed")
-        else:  # authorised (acknowledgement lost, deadline not yet passed) or in doubt: the journal settles it
+        else:  # in doubt (or its hold lapsed before anyone acknowledged it): the journal settles it
             outcome = JournalOutcome.DISPENSED if dispensed else JournalOutcome.NOT_DISPENSED
-            if state == HoldState.AUTHORISED.value:
-                await _void_first(ch, kind, w)
             resolution = await resolve(ch, conn, kind, w, outcome, out_minor)
             if resolution == "break":
                 _break(result, atm_id, e, "in_doubt_cannot_be_posted")
             else:
                 result.corrected += 1
-
-
-async def _void_first(ch: AtmChannel, kind: MachineKind, w: store.Withdrawal) -> None:
-    """An authorisation the journal settles before its deadline: release the hold, then settle as in doubt."""
-    request_id = request_id_of(w.atm_id, w.journal_no)
-    await ch.call(kind, "deposits", "void", lambda: void_hold(ch.deposits, request_id))
 
 
 async def _deposit(ch: AtmChannel, atm_id: str, e: JournalEntry, result: Reconciliation) -> None:

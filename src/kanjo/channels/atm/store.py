@@ -143,6 +143,24 @@ async def lock_withdrawal(conn: asyncpg.Connection, atm_id: str, journal_no: int
     return None if r is None else _withdrawal(r)
 
 
+async def withdrawal(conn: asyncpg.Connection, atm_id: str, journal_no: int) -> Withdrawal | None:
+    r = await conn.fetchrow(
+        f"""SELECT {_WITHDRAWAL_COLUMNS} FROM atm.transactions
+            WHERE atm_id = $1 AND journal_no = $2 AND operation = 'withdrawal' AND hold_state IS NOT NULL""",
+        atm_id, journal_no)
+    return None if r is None else _withdrawal(r)
+
+
+async def settle_authorised(conn: asyncpg.Connection, atm_id: str, journal_no: int, hold_state: str,
+                            dispensed_minor: int, ack_answer: dict[str, Any]) -> bool:
+    """Record an acknowledgement's outcome if the withdrawal is still waiting for it (else False: the sweep or the
+    journal settled it first, and the caller takes the slow path)."""
+    return bool(await conn.fetchval(
+        """UPDATE atm.transactions SET hold_state = $3, dispensed_minor = $4, ack_answer = $5, updated_at = now()
+           WHERE atm_id = $1 AND journal_no = $2 AND hold_state = 'authorised' RETURNING true""",
+        atm_id, journal_no, hold_state, dispensed_minor, orjson.dumps(ack_answer).decode()))
+
+
 async def settle_withdrawal(conn: asyncpg.Connection, atm_id: str, journal_no: int, hold_state: str,
                             dispensed_minor: int | None, ack_answer: dict[str, Any] | None) -> None:
     await conn.execute(
