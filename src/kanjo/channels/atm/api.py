@@ -3,9 +3,9 @@ routes for the registry, screen notices and in-doubt items under /v1."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 
 from kanjo.channels.atm import cash_out, operations, reconcile, registry
 from kanjo.channels.atm.model import Operation, request_id_of
@@ -26,6 +26,7 @@ from kanjo.channels.atm.service import AtmChannel, Reply, UnknownMachine, handle
 from kanjo.platform.http import ERROR_RESPONSES, FastJSONResponse
 
 router = APIRouter(tags=["atm"], responses=ERROR_RESPONSES)
+ATM_ID_PATTERN = r"^[A-Z0-9]{4,12}$"
 ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {"model": AnswerOut, "description": "approved or refused (a business answer; see `code`)"},
     503: {"model": AnswerOut, "description": "unavailable: the card is returned; `still_working` lists what works"},
@@ -125,7 +126,7 @@ async def journal(body: JournalIn, request: Request) -> dict[str, Any]:
 
 
 @router.get("/atm/v1/notices", summary="Screen notices for one ATM")
-async def notices(atm_id: str, request: Request) -> dict[str, Any]:
+async def notices(atm_id: Annotated[str, Query(pattern=ATM_ID_PATTERN)], request: Request) -> dict[str, Any]:
     return {"atm_id": atm_id, "notices": await registry.notices(_ch(request), atm_id)}
 
 
@@ -138,7 +139,7 @@ async def register(body: MachinesIn, request: Request) -> dict[str, Any]:
 
 
 @router.get("/v1/atms/{atm_id}", summary="An ATM and its transaction counts", tags=["atm operations"])
-async def machine(atm_id: str, request: Request) -> dict[str, Any]:
+async def machine(atm_id: Annotated[str, Path(pattern=ATM_ID_PATTERN)], request: Request) -> dict[str, Any]:
     try:
         return await registry.machine_view(_ch(request), atm_id)
     except registry.NotFound as e:
