@@ -55,7 +55,8 @@ def create_app(ledger: Ledger | None, *, pin_key_bytes: bytes | None = None) -> 
         app.state.hub = build_hub()
         app.state.atm = AtmChannel(pool=ledger.pool, hub=app.state.hub, deposits=bank.deposits, cards=bank.cards,
                                    fees=bank.fees, time_deposits=bank.time_deposits,
-                                   business_date=bank.business_date)
+                                   business_date=bank.business_date,
+                                   ack_timeout_s=load_settings().atm_ack_timeout_s)
     app.add_middleware(BodySizeLimit)
     install_error_handlers(app, busy=(LedgerBusy,), unavailable=(LedgerUnavailable,))
     install_operational_routes(app)

@@ -20,6 +20,9 @@ bench_app = typer.Typer(help="Benchmarks: one JSON object per scenario.", no_arg
 app.add_typer(bench_app, name="bench")
 sim_app = typer.Typer(help="Device simulators: load generators and the device side of drills.", no_args_is_help=True)
 app.add_typer(sim_app, name="sim")
+drill_app = typer.Typer(help="Drills (RESILIENCE.md): a failure under load, judged; one JSON object, exit 1 when a"
+                        " criterion fails.", no_args_is_help=True)
+app.add_typer(drill_app, name="drill")
 err = Console(stderr=True)
 
 
@@ -247,6 +250,86 @@ def sim_atm(ctx: typer.Context) -> None:
     from kanjo.sim import main as sim_main
 
     raise typer.Exit(sim_main(["atm", *ctx.args]))
+
+
+# The drills' options; their defaults are those of kanjo.drills' option types (a test keeps them equal).
+UrlOption = Annotated[str | None, typer.Option(help="a running kanjo with faults enabled, http://127.0.0.1:PORT;"
+                                                    " default: start one on a fresh database")]
+AtmsOption = Annotated[int, typer.Option(min=1, max=100_000, help="simulated ATMs")]
+CardsOption = Annotated[int, typer.Option(min=2, max=1_000_000, help="card holders seeded")]
+RateOption = Annotated[float, typer.Option(min=0.1, max=5000, help="offered withdrawals per second, whole fleet")]
+MixOption = Annotated[str, typer.Option(help="the fleet's mix, e.g. withdrawal=60,inquiry=20,deposit=15")]
+SeedOption = Annotated[int, typer.Option(help="the fleet's plan (same seed, same transactions)")]
+TimeoutOption = Annotated[int, typer.Option(min=1, max=120_000, help="an ATM's wait for one answer (ms)")]
+RetriesOption = Annotated[int, typer.Option(min=0, max=10, help="an ATM's resends of a message, same journal no.")]
+SecondsOption = Annotated[float, typer.Option(min=0.5, max=3600)]
+
+
+@drill_app.command("product-down")
+def drill_product_down(
+    json_output: Annotated[bool, typer.Option("--json", help="one JSON object on stdout (the only format)")] = True,
+    url: UrlOption = None, atms: AtmsOption = 200, cards: CardsOption = 2_000, rate: RateOption = 30.0,
+    mix: MixOption = "withdrawal=60,inquiry=20,deposit=15,time_deposit=5", seed: SeedOption = 20_260_303,
+    device_timeout_ms: TimeoutOption = 5_000, retries: RetriesOption = 2,
+    baseline_s: SecondsOption = 10.0, error_s: SecondsOption = 20.0, hang_s: SecondsOption = 20.0,
+    restored_s: SecondsOption = 20.0,
+    probe_rate: Annotated[float, typer.Option(min=0.5, max=200, help="the drill's own time deposits per second")] = 5.0,
+    latency_ms_p99_max: Annotated[float, typer.Option(help="withdrawals, inquiries, deposits: p99 objective")] = 500.0,
+    refusal_latency_ms_p99_max: Annotated[float, typer.Option(help="time deposits refused, breaker open")] = 100.0,
+    recovery_s_max: Annotated[float, typer.Option(help="restore → breaker closed by itself")] = 15.0,
+) -> None:
+    """The time-deposit product fails (errors, then hangs) under ATM load, then is restored."""
+    from kanjo.drills import FleetOptions, ProductDownOptions
+
+    fleet = FleetOptions(atms=atms, cards=cards, withdrawals_per_s=rate, mix=mix, seed=seed,
+                         device_timeout_ms=device_timeout_ms, retries=retries)
+    _drill("product-down", url, lambda: ProductDownOptions(
+        fleet, baseline_s, error_s, hang_s, restored_s, probe_rate, latency_ms_p99_max, refusal_latency_ms_p99_max,
+        recovery_s_max))
+
+
+@drill_app.command("network-flap")
+def drill_network_flap(
+    json_output: Annotated[bool, typer.Option("--json", help="one JSON object on stdout (the only format)")] = True,
+    url: UrlOption = None, atms: AtmsOption = 200, cards: CardsOption = 2_000, rate: RateOption = 30.0,
+    mix: MixOption = "withdrawal=60,inquiry=20,deposit=15,transfer=4,time_deposit=1",
+    seed: SeedOption = 20_260_303, device_timeout_ms: TimeoutOption = 5_000, retries: RetriesOption = 2,
+    flap_s: Annotated[float, typer.Option(min=0.5, max=3600, help="how long the link flaps")] = 60.0,
+    period_s: Annotated[float, typer.Option(help="one flap per period: up, then down")] = 4.0,
+    down_s: Annotated[float, typer.Option(help="how long each flap keeps the link down")] = 1.0,
+    mode: Annotated[str, typer.Option(help="new connections while down: refuse or blackhole")] = "refuse",
+    recovery_s: Annotated[float, typer.Option(min=0.5, max=3600, help="load after the flapping")] = 60.0,
+    ack_timeout_s: Annotated[int, typer.Option(min=1, max=60, help="asked of the kanjo the drill starts")] = 10,
+    wait_ack_deadline: Annotated[bool, typer.Option(help="upload the journals after every ack deadline")] = True,
+    latency_ms_p99_max: Annotated[float, typer.Option(help="withdrawals after the flapping: p99 objective")] = 500.0,
+) -> None:
+    """The link between the ATMs and kanjo drops and returns again and again under load (a real TCP proxy)."""
+    from kanjo.drills import FleetOptions, NetworkFlapOptions
+
+    fleet = FleetOptions(atms=atms, cards=cards, withdrawals_per_s=rate, mix=mix, seed=seed,
+                         device_timeout_ms=device_timeout_ms, retries=retries)
+    _drill("network-flap", url, lambda: NetworkFlapOptions(
+        fleet, flap_s, period_s, down_s, mode, recovery_s, ack_timeout_s, wait_ack_deadline, latency_ms_p99_max))
+
+
+def _drill(name: str, url: str | None, make_options: Any) -> None:
+    """Check the options, run the drill (on the configured PostgreSQL unless --url), print its JSON object, exit
+    0 when every criterion passed, 1 when one failed, 2 when the drill could not run."""
+    from kanjo.drills import run_drill
+
+    try:
+        options = make_options()
+        options.check()
+    except ValueError as e:
+        err.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from None
+    if url is not None:
+        report: Any = _run(run_drill(name, options, url=url))
+    else:
+        with database(load_settings()) as dsn:
+            report = _run(run_drill(name, options, server_dsn=dsn.rpartition("/")[0] + "/postgres"))
+    print(json.dumps(report, ensure_ascii=False), flush=True)
+    raise typer.Exit(0 if report.get("passed") else 1 if "criteria" in report else 2)
 
 
 def main() -> None:

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
         description="the 256-bit key of PIN verification values (KANJO_PIN_KEY_HEX); required in production,"
         " generated under var/ for development and tests",
     )
+    atm_ack_timeout_s: int = Field(default=60, ge=1, le=60,
+                                   description="an ATM confirms a cash-out within this, or the hold is voided")
     faults_enabled: bool = Field(default=False, description="drills and benches: fault injection and seeding routes")
 
 
