@@ -25,13 +25,12 @@ import orjson
 from kanjo.bench.ledger import (
     _DATABASE_NAME,
     _durability,
-    _free_port,
     _fresh_database,
     _log_to_stderr,
     _progress,
-    _Server,
 )
 from kanjo.platform.http_client import HttpConnection, ProtocolError
+from kanjo.platform.processes import KanjoServer, free_port
 from kanjo.sim import atm_roster
 
 SCENARIOS = ("atm", "atm-time-deposit-down")  # also the order they run in
@@ -64,10 +63,12 @@ async def run_atm_bench(*, dsn: str, atms: int = 1_000, rate: float = 500.0, sec
     wanted = [name for name in SCENARIOS if name in scenarios]
     bench_dsn = await _fresh_database(dsn, database)
     durability = await _durability(bench_dsn)
-    port = _free_port()
+    port = free_port()
     results: list[dict[str, Any]] = []
-    with _faults_enabled(), _cards_path() as cards_path:
-        async with _Server(bench_dsn, port):
+    # seeding and the time-deposit fault need the drill routes (never enabled in production)
+    with _cards_path() as cards_path:
+        async with KanjoServer(bench_dsn, port, env={"KANJO_FAULTS_ENABLED": "1"}, label="bench",
+                               progress=_progress):
             seeded = await seed_atm_bank(port, cards, atms)
             cards_path.write_bytes(orjson.dumps({"cards": seeded}))
             journal_from = 1
@@ -95,21 +96,6 @@ def _check_arguments(atms: int, rate: float, seconds: float, cards: int, scenari
         raise ValueError(f"cards must be 2..{CARDS_MAX:,} (a transfer needs another customer)")
     if not _DATABASE_NAME.match(database):
         raise ValueError("database must be a lower-case SQL identifier")
-
-
-@contextlib.contextmanager
-def _faults_enabled() -> Iterator[None]:
-    """`kanjo up` accepts POST /v1/ops/faults only with KANJO_FAULTS_ENABLED=1 (never in production); the child
-    server reads it from the environment it inherits."""
-    before = os.environ.get("KANJO_FAULTS_ENABLED")
-    os.environ["KANJO_FAULTS_ENABLED"] = "1"
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["KANJO_FAULTS_ENABLED"]
-        else:
-            os.environ["KANJO_FAULTS_ENABLED"] = before
 
 
 @contextlib.contextmanager

@@ -18,27 +18,20 @@ import math
 import os
 import random
 import re
-import signal
-import socket
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import orjson
 
 from kanjo.bench import loadgen
 from kanjo.kernel import invariant, limits, new_id
 from kanjo.ledger import Account, CreateTransferResult, Ledger, LedgerBusy, LedgerUnavailable, Transfer
-from kanjo.platform import db
+from kanjo.platform import db, processes
 from kanjo.platform.logging import ensure_logging
-from kanjo.platform.migrations import migrate
 
 SCENARIOS = ("uniform", "zipf", "hot", "http")  # also the order they run in
 BATCH_SCENARIOS = frozenset({"uniform", "zipf", "hot"})
@@ -55,9 +48,6 @@ PREGENERATED_TRANSFERS_MAX = 3_000_000  # about 200 B each: ~0.6 GB; past it bat
 BUSY_BACKOFF_S = 0.01
 HTTP_CONNECTIONS = 32  # keep-alive; at 1,000 requests/s and ~10 ms each, ~10 are busy
 HTTP_PATH = "/v1/ledger/transfers"
-SERVER_START_TIMEOUT_S = 60.0
-SERVER_STOP_TIMEOUT_S = 10.0
-SERVER_LOG_TAIL_BYTES = 4000
 _DATABASE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 Emit = Callable[[dict[str, Any]], None]
@@ -159,24 +149,8 @@ def _progress(message: str) -> None:
 
 # -- the database --------------------------------------------------------------------------------
 
-def _dsn_for(server_dsn: str, database: str) -> str:
-    parts = urlsplit(server_dsn)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
-
-
 async def _fresh_database(server_dsn: str, database: str) -> str:
-    conn = await asyncpg.connect(server_dsn, timeout=db.CONNECT_TIMEOUT_S)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{database}"')
-    finally:
-        await conn.close()
-    bench_dsn = _dsn_for(server_dsn, database)
-    conn = await db.connect(bench_dsn)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
+    bench_dsn = await processes.fresh_database(server_dsn, database)
     _progress(f"fresh database {database}")
     return bench_dsn
 
@@ -431,8 +405,8 @@ async def _http_scenario(bench_dsn: str, account_ids: list[int], ids: Iterator[i
         return True
 
     before = await _books(bench_dsn)
-    port = _free_port()
-    async with _Server(bench_dsn, port):
+    port = processes.free_port()
+    async with processes.KanjoServer(bench_dsn, port, label="bench", progress=_progress):
         _progress(f"http: offering {rate_per_s:,} requests/s for {seconds} s on port {port}; load average"
                   f" {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
         run = await loadgen.run_open_loop("127.0.0.1", port, HTTP_PATH, bodies, rate_per_s=rate_per_s,
@@ -453,78 +427,3 @@ async def _http_scenario(bench_dsn: str, account_ids: list[int], ids: Iterator[i
     }
     _progress(f"http: {result['requests_per_s_achieved']:,} requests/s, verified={result['verified']}")
     return result
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class _Server:
-    """`python -m kanjo up` on a port, from healthy to stopped (SIGTERM, then SIGKILL after a grace period)."""
-
-    def __init__(self, bench_dsn: str, port: int) -> None:
-        self.bench_dsn = bench_dsn
-        self.port = port
-        self.process: asyncio.subprocess.Process | None = None
-        self.log_path = Path(tempfile.gettempdir()) / f"kanjo-bench-server-{os.getpid()}-{port}.log"
-
-    async def __aenter__(self) -> _Server:
-        env = {**os.environ, "KANJO_DATABASE_URL": self.bench_dsn}
-        with self.log_path.open("wb") as log_file:  # the child keeps its own descriptor
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "kanjo", "up", "--no-demo", "--port", str(self.port),
-                stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env,
-            )
-        try:
-            await self._wait_healthy()
-        except BaseException:
-            await self._stop()
-            raise
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self._stop()
-        if exc_info[0] is None:
-            self.log_path.unlink(missing_ok=True)
-        else:
-            _progress(f"server log kept at {self.log_path}")
-
-    async def _wait_healthy(self) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        conn = loadgen.HttpConnection("127.0.0.1", self.port)
-        probe = conn.request_bytes("GET", "/healthz")
-        try:
-            while time.monotonic() < deadline:
-                if self.process.returncode is not None:
-                    raise RuntimeError(f"`kanjo up` exited with {self.process.returncode}: {self._log_tail()}")
-                try:
-                    if (await asyncio.wait_for(conn.send(probe), 5)).status == 200:
-                        return
-                except (OSError, EOFError, TimeoutError, loadgen.ProtocolError):
-                    await conn.close()
-                await asyncio.sleep(0.2)
-            raise RuntimeError(f"`kanjo up` not healthy after {SERVER_START_TIMEOUT_S} s: {self._log_tail()}")
-        finally:
-            await conn.close()
-
-    async def _stop(self) -> None:
-        process = self.process
-        if process is None or process.returncode is not None:
-            return
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), SERVER_STOP_TIMEOUT_S)
-        except TimeoutError:
-            _progress(f"server {process.pid} ignored SIGTERM for {SERVER_STOP_TIMEOUT_S} s: SIGKILL")
-            os.kill(process.pid, signal.SIGKILL)
-            await process.wait()
-
-    def _log_tail(self) -> str:
-        try:
-            data = self.log_path.read_bytes()
-        except FileNotFoundError:
-            return "(no log)"
-        return data[-SERVER_LOG_TAIL_BYTES:].decode("utf-8", "replace")

@@ -5,31 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
-import signal
-import socket
 import sys
-import tempfile
-import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-import asyncpg
 import orjson
 
-from kanjo.platform import db
+from kanjo.platform import processes
 from kanjo.platform.http_client import HttpConnection, ProtocolError
 
 LOOPBACK = ("127.0.0.1", "localhost")
 DATABASE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-START_TIMEOUT_S = 90.0  # migrations of a fresh database included
-STOP_TIMEOUT_S = 10.0
 CALL_TIMEOUT_S = 120.0  # the longest operations call: seeding a page of customers, or verifying the whole bank
-LOG_TAIL_BYTES = 4_000
 
 
 class DrillError(RuntimeError):
@@ -62,9 +53,19 @@ async def kanjo_target(*, url: str | None, server_dsn: str | None, database: str
         return
     if server_dsn is None:
         raise DrillError("give the PostgreSQL server to create the drill's database on, or --url of a running kanjo")
-    dsn = await fresh_database(server_dsn, database)
-    async with KanjoProcess(dsn, _free_port(), env) as process:
-        yield Target("127.0.0.1", process.port, process.log_path)
+    if not DATABASE_NAME.match(database):
+        raise DrillError("the drill's database must be a lower-case SQL identifier")
+    dsn = await processes.fresh_database(server_dsn, database, migrated=False)  # `kanjo up` migrates it
+    progress(f"fresh database {database}")
+    server = processes.KanjoServer(dsn, processes.free_port(), env={**env, "KANJO_FAULTS_ENABLED": "1"},
+                                   label="drill", progress=progress, keep_log=True)
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(server)
+        except RuntimeError as e:  # `kanjo up` did not come up: the drill cannot run
+            raise DrillError(str(e)) from None
+        progress(f"kanjo (pid {server.process.pid if server.process else '?'}) listening on 127.0.0.1:{server.port}")
+        yield Target("127.0.0.1", server.port, server.log_path)
 
 
 def _parse_url(url: str) -> Target:
@@ -72,88 +73,6 @@ def _parse_url(url: str) -> Target:
     if parts.scheme != "http" or parts.hostname not in LOOPBACK or parts.port is None:
         raise DrillError(f"--url must be http://127.0.0.1:PORT (a drill floods and breaks what it targets): {url}")
     return Target("127.0.0.1", parts.port)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def fresh_database(server_dsn: str, database: str) -> str:
-    """Drop and create `database` on the server; its DSN (`kanjo up` migrates it)."""
-    if not DATABASE_NAME.match(database):
-        raise DrillError("the drill's database must be a lower-case SQL identifier")
-    conn = await asyncpg.connect(server_dsn, timeout=db.CONNECT_TIMEOUT_S)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{database}"')
-    finally:
-        await conn.close()
-    parts = urlsplit(server_dsn)
-    progress(f"fresh database {database}")
-    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
-
-
-class KanjoProcess:
-    """`python -m kanjo up --no-demo` on a port with faults enabled, from healthy to stopped (SIGTERM, then SIGKILL)."""
-
-    def __init__(self, dsn: str, port: int, env: Mapping[str, str]) -> None:
-        self.dsn = dsn
-        self.port = port
-        self.env = {**os.environ, **env, "KANJO_DATABASE_URL": dsn, "KANJO_FAULTS_ENABLED": "1"}
-        self.process: asyncio.subprocess.Process | None = None
-        self.log_path = Path(tempfile.gettempdir()) / f"kanjo-drill-server-{os.getpid()}-{port}.log"
-
-    async def __aenter__(self) -> KanjoProcess:
-        with self.log_path.open("wb") as log_file:  # the child keeps its own descriptor
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "kanjo", "up", "--no-demo", "--port", str(self.port),
-                stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=self.env)
-        try:
-            await self._wait_healthy()
-        except BaseException:
-            await self._stop()
-            raise
-        progress(f"kanjo (pid {self.process.pid}) listening on 127.0.0.1:{self.port}")
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self._stop()
-        if exc_info[0] is not None:
-            progress(f"server log kept at {self.log_path}")
-
-    async def _wait_healthy(self) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + START_TIMEOUT_S
-        ops = Ops(Target("127.0.0.1", self.port))
-        while time.monotonic() < deadline:
-            if self.process.returncode is not None:
-                raise DrillError(f"`kanjo up` exited with {self.process.returncode}: {self._log_tail()}")
-            with contextlib.suppress(DrillError):
-                status, _ = await ops.call("GET", "/healthz", timeout_s=5.0)
-                if status == 200:
-                    return
-            await asyncio.sleep(0.2)
-        raise DrillError(f"`kanjo up` not healthy after {START_TIMEOUT_S:.0f} s: {self._log_tail()}")
-
-    async def _stop(self) -> None:
-        process = self.process
-        if process is None or process.returncode is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
-        except TimeoutError:
-            progress(f"server {process.pid} ignored SIGTERM for {STOP_TIMEOUT_S:.0f} s: SIGKILL")
-            process.kill()
-            await process.wait()
-
-    def _log_tail(self) -> str:
-        try:
-            return self.log_path.read_bytes()[-LOG_TAIL_BYTES:].decode("utf-8", "replace")
-        except FileNotFoundError:
-            return "(no log)"
 
 
 class Ops:

@@ -8,6 +8,7 @@ caller's, or a timeout's) gives the slot back: nothing leaks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable
 
@@ -76,10 +77,8 @@ class Bulkhead:
             self.release()
             return
         waiter.cancel()
-        try:
+        with contextlib.suppress(ValueError):  # already handed a slot and removed
             self._waiters.remove(waiter)  # O(queue_max), bounded by the partition's queue limit
-        except ValueError:
-            pass
         self._changed()
 
     def _changed(self) -> None:

@@ -195,7 +195,8 @@ async def resolve(ch: AtmChannel, conn: asyncpg.Connection, kind: MachineKind, w
 
 async def sweep_overdue(ch: AtmChannel) -> int:
     """Void the holds of authorisations past their deadline and open their in-doubt items; returns how many were
-    looked at. A hold found posted belongs to an acknowledgement being recorded right now: it is left to it."""
+    put in doubt. A hold found posted belongs to an acknowledgement being recorded right now: it is left to it."""
+    in_doubt = 0
     async with ch.pool.acquire() as conn, conn.transaction():
         overdue = await store.overdue_withdrawals(conn, ch.now(), IN_DOUBT_SWEEP_BATCH_MAX)
         for w in overdue:
@@ -211,22 +212,25 @@ async def sweep_overdue(ch: AtmChannel) -> int:
             await store.open_in_doubt(conn, w, "no_acknowledgement")
             await store.settle_withdrawal(conn, w.atm_id, w.journal_no, HoldState.IN_DOUBT.value, None, None)
             IN_DOUBT_OPENED.inc()
+            in_doubt += 1
             log.warning("atm_in_doubt", atm=w.atm_id, journal_no=w.journal_no, amount_minor=w.amount_minor)
         WAITING.set(await store.waiting_count(conn))
-    return len(overdue)
+    return in_doubt
 
 
 async def run_sweeper(ch: AtmChannel) -> None:
-    """The sweep, every second, for the life of the process; a failed sweep is logged and retried."""
+    """The sweep, every second, for the life of the process (at once again after a full batch); a failed sweep is
+    logged and retried."""
     while True:
+        swept = 0
         try:
-            while await sweep_overdue(ch) >= IN_DOUBT_SWEEP_BATCH_MAX:
-                pass
+            swept = await sweep_overdue(ch)
         except asyncio.CancelledError:
             raise
         except Exception as e:
             log.error("atm_sweep_failed", error=repr(e))
-        await asyncio.sleep(SWEEP_INTERVAL_S)
+        if swept < IN_DOUBT_SWEEP_BATCH_MAX:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
 
 
 async def _void(ch: AtmChannel, kind: MachineKind, request_id: int) -> None:

@@ -4,6 +4,7 @@ deposit placed from the card's account. Each returns the answer and what the cha
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 import structlog
@@ -106,7 +107,7 @@ async def time_deposit(ch: AtmChannel, kind: MachineKind, request_id: int, card_
             Instruction.RENEW_PRINCIPAL_AND_INTEREST))
     except TimeDepositRefused as e:
         return refused(e.code, str(e)), recorded
-    return approved(deposit_id=str(_uuid(placed.id)), maturity_date=placed.matures_on.isoformat(),
+    return approved(deposit_id=_uuid(placed.id), maturity_date=placed.matures_on.isoformat(),
                     rate_percent=str(placed.rate_percent)), recorded
 
 
@@ -120,12 +121,10 @@ async def charge(ch: AtmChannel, kind: MachineKind, request_id: int, account_id:
         done: ChargedFee | None = await ch.call(kind, "fees", "charge",
                                                 lambda: charge_fee(ch.fees, request_id, account_id, fee, at))
     except FeeRefused as e:
-        log.warning("atm_fee_waived", account=str(_uuid(account_id)), fee_minor=fee.amount_minor, reason=str(e))
+        log.warning("atm_fee_waived", account=_uuid(account_id), fee_minor=fee.amount_minor, reason=str(e))
         return 0
     return 0 if done is None else done.amount_minor
 
 
 def _uuid(i: int) -> str:
-    import uuid
-
     return str(uuid.UUID(int=i))
