@@ -145,7 +145,8 @@ async def test_no_acknowledgement_voids_and_the_journal_settles_the_doubt(atm: A
     fee = int(taken["fee_minor"])
     assert await atm.balance(2) == 300_000 - 30_000 - fee  # posted exactly once, with its fee
     doubt = (await atm.api.get("/v1/atm-in-doubt")).json()
-    assert doubt["summary"] == {"open": 0, "open_minor": 0, "posted": 1, "nothing_dispensed": 1, "breaks": 0}
+    assert doubt["summary"] == {"open": 0, "open_minor": 0, "posted": 1, "nothing_dispensed": 1, "credited": 0,
+                                "cash_returned": 0, "breaks": 0}
     # the same journal uploaded again: everything matches, nothing moves
     again = await atm.api.post("/atm/v1/journal", json={"atm_id": "A0001", "entries": [
         {"journal_no": taken_no, "operation": "withdrawal", "amount_minor": 30_000, "outcome": "dispensed"},
@@ -177,8 +178,10 @@ async def test_insufficient_funds_and_daily_limit_are_answers(atm: Atm) -> None:
 
 
 async def test_deposit_transfer_and_passbook(atm: Atm) -> None:
-    _, dep, _ = await atm.send("deposit", card={"number": atm.cards[0]["card_number"]}, amount_minor=50_000)
-    assert dep["result"] == "approved"
+    _, accepted, no = await atm.send("deposit", card={"number": atm.cards[0]["card_number"]}, amount_minor=50_000)
+    assert (accepted["result"], accepted["code"]) == ("approved", "accepted")
+    _, dep, _ = await atm.send("deposit/ack", journal_no=no, stored_minor=50_000)
+    assert (dep["result"], dep["code"]) == ("approved", "credited")
     payee = atm.cards[1]
     _, tr, _ = await atm.send("transfer", card=atm.card(), amount_minor=12_000,
                               to={"branch_code": payee["branch_code"], "account_number": payee["account_number"]})
@@ -191,6 +194,64 @@ async def test_deposit_transfer_and_passbook(atm: Atm) -> None:
     _, book, _ = await atm.send("passbook", passbook={"branch_code": payee["branch_code"],
                                                       "account_number": payee["account_number"]})
     assert book["result"] == "approved" and book["lines"][-1]["deposited_minor"] == 12_000
+    await atm.books_ok()
+
+
+async def test_a_deposit_is_credited_only_when_the_atm_says_it_stored_the_notes(atm: Atm) -> None:
+    card = {"number": atm.cards[1]["card_number"]}
+    _, accepted, no = await atm.send("deposit", card=card, amount_minor=70_000)
+    assert (accepted["result"], accepted["code"], accepted["card_action"]) == ("approved", "accepted", "return")
+    assert await atm.balance(1) == 300_000  # the notes are in escrow: nothing credited yet
+    status, done, _ = await atm.send("deposit/ack", journal_no=no, stored_minor=70_000)
+    assert (status, done["code"], done["balance_after_minor"]) == (200, "credited", 370_000)
+    # the acknowledgement sent again: the same answer, credited once
+    _, again, _ = await atm.send("deposit/ack", journal_no=no, stored_minor=70_000)
+    assert again["code"] == "credited" and again["replayed"] is True
+    _, other, _ = await atm.send("deposit/ack", journal_no=no, stored_minor=0)
+    assert other["code"] == "request_reused"
+    # the customer takes the notes back: nothing is credited
+    _, accepted, no = await atm.send("deposit", card=card, amount_minor=20_000)
+    _, back, _ = await atm.send("deposit/ack", journal_no=no, stored_minor=0)
+    assert (back["result"], back["code"]) == ("approved", "returned")
+    # an amount other than what was counted is refused and changes nothing
+    _, accepted, no = await atm.send("deposit", card=card, amount_minor=30_000)
+    _, wrong, _ = await atm.send("deposit/ack", journal_no=no, stored_minor=10_000)
+    assert (wrong["result"], wrong["code"]) == ("refused", "invalid_amount")
+    assert await atm.balance(1) == 370_000
+    # an acknowledgement of a deposit never accepted
+    _, unknown, _ = await atm.send("deposit/ack", journal_no=9_999, stored_minor=10_000)
+    assert unknown["code"] == "unknown_transaction"
+    await atm.books_ok()
+
+
+async def test_a_deposit_nobody_confirmed_is_settled_by_the_journal(atm: Atm) -> None:
+    """The network-flap case: the answer to a deposit is lost, the ATM gives the notes back — nothing may be
+    credited; the answer arrives, the notes are stored but every acknowledgement is lost — the journal credits it."""
+    atm.app.state.atm.ack_timeout_s = 1
+    card = {"number": atm.cards[2]["card_number"]}
+    _, lost, returned_no = await atm.send("deposit", card=card, amount_minor=40_000)
+    _, stored, stored_no = await atm.send("deposit", card=card, amount_minor=60_000)
+    _, late, late_no = await atm.send("deposit", card=card, amount_minor=10_000)
+    assert lost["code"] == stored["code"] == late["code"] == "accepted"
+    await asyncio.sleep(1.2)
+    assert await sweep_atm_overdue(atm.app.state.atm) == 3
+    assert await atm.balance(2) == 300_000  # nothing credited on a guess
+    doubt = (await atm.api.get("/v1/atm-in-doubt")).json()
+    assert doubt["summary"]["open"] == 3 and {i["operation"] for i in doubt["items"]} == {"deposit"}
+    # a late acknowledgement settles its own doubt
+    _, ack, _ = await atm.send("deposit/ack", journal_no=late_no, stored_minor=10_000)
+    assert (ack["code"], ack["late"]) == ("credited", True)
+    entries = [{"journal_no": returned_no, "operation": "deposit", "amount_minor": 40_000, "outcome": "no_answer"},
+               {"journal_no": stored_no, "operation": "deposit", "amount_minor": 60_000, "outcome": "deposited"},
+               {"journal_no": late_no, "operation": "deposit", "amount_minor": 10_000, "outcome": "deposited"}]
+    r = await atm.api.post("/atm/v1/journal", json={"atm_id": "A0001", "entries": entries})
+    assert (r.json()["corrected"], r.json()["matched"], r.json()["breaks"]) == (2, 1, [])
+    assert await atm.balance(2) == 300_000 + 60_000 + 10_000
+    summary = (await atm.api.get("/v1/atm-in-doubt")).json()["summary"]
+    assert (summary["open"], summary["credited"], summary["cash_returned"], summary["breaks"]) == (0, 2, 1, 0)
+    again = await atm.api.post("/atm/v1/journal", json={"atm_id": "A0001", "entries": entries})
+    assert (again.json()["matched"], again.json()["corrected"], again.json()["breaks"]) == (3, 0, [])
+    assert await atm.balance(2) == 370_000
     await atm.books_ok()
 
 

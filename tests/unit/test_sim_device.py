@@ -40,6 +40,10 @@ def protocol_answer(path: str, body: dict[str, Any], seen: int) -> Answer:
         return Answer(body={**common, "dispense_minor": body["amount_minor"], "fee_minor": 0})
     if path == "/atm/v1/withdrawal/ack":
         return Answer(body={**common, "code": "posted" if body["dispensed_minor"] else "voided"})
+    if path == "/atm/v1/deposit":
+        return Answer(body={**common, "code": "accepted", "fee_minor": 0})
+    if path == "/atm/v1/deposit/ack":
+        return Answer(body={**common, "code": "credited" if body["stored_minor"] else "returned"})
     if path == "/atm/v1/journal":  # as the channel answers it: counts, and the breaks named
         deposits = [e for e in body["entries"] if e["operation"] == "deposit"]
         return Answer(body={"atm_id": body["atm_id"], "matched": len(body["entries"]) - len(deposits),
@@ -211,6 +215,50 @@ async def test_no_answer_at_all_returns_the_card_and_releases_the_hold_with_a_ze
     assert report["operations"]["unanswered_by_message"] == {"withdrawal": 1}
 
 
+DEPOSITS_ONLY = (("withdrawal", 1.0), ("deposit", 99.0))  # a rate is given in withdrawals: 20 operations/s at 0.2
+
+
+async def test_a_deposit_is_accepted_then_stored_and_acknowledged_under_one_journal_number() -> None:
+    async with bank() as server:
+        fleet, report = await run(config(atms=1, seconds=0.05, mix=DEPOSITS_ONLY, withdrawals_per_s=0.2), server)
+    [(first, accept), (second, ack)] = server.requests
+    assert (first, second) == ("/atm/v1/deposit", "/atm/v1/deposit/ack")
+    assert ack == {"atm_id": accept["atm_id"], "journal_no": accept["journal_no"],
+                   "stored_minor": accept["amount_minor"]}
+    [entry] = entries(fleet)
+    assert (entry.outcome, entry.ack_code, entry.upload_outcome()) == (Outcome.DEPOSITED, "credited", "deposited")
+    assert report["deposits"] == {"stored": 1, "stored_minor": accept["amount_minor"],
+                                  "returned_after_acceptance": 0, "ack_codes": {"credited": 1}}
+
+
+async def test_a_deposit_jam_gives_the_notes_back_and_acknowledges_zero() -> None:
+    async with bank() as server:
+        fleet, report = await run(config(atms=1, seconds=0.05, mix=DEPOSITS_ONLY, withdrawals_per_s=0.2,
+                                         dispense_failure_share=1.0),
+                                  server)
+    assert server.requests[-1] == ("/atm/v1/deposit/ack", {"atm_id": server.requests[0][1]["atm_id"],
+                                                           "journal_no": server.requests[0][1]["journal_no"],
+                                                           "stored_minor": 0})
+    [entry] = entries(fleet)
+    assert (entry.outcome, entry.ack_code, entry.upload_outcome()) == (Outcome.RETURNED, "returned", "returned")
+    assert report["deposits"]["returned_after_acceptance"] == 1 and report["deposits"]["stored"] == 0
+
+
+async def test_a_deposit_without_an_answer_gives_the_notes_back_and_says_so() -> None:
+    def silent(path: str, body: dict[str, Any], seen: int) -> Answer:
+        answer = protocol_answer(path, body, seen)
+        return replace(answer, delay_s=1.0) if path == "/atm/v1/deposit" else answer
+
+    async with bank(silent) as server:
+        fleet, report = await run(config(seconds=0.05, atms=1, retries_max=1, request_timeout_ms=100,
+                                         mix=DEPOSITS_ONLY, withdrawals_per_s=0.2), server)
+    assert [path for path, _ in server.requests] == ["/atm/v1/deposit", "/atm/v1/deposit", "/atm/v1/deposit/ack"]
+    assert server.requests[-1][1]["stored_minor"] == 0  # whatever the bank decided, nothing was stored
+    [entry] = entries(fleet)
+    assert (entry.outcome, entry.card_action, entry.upload_outcome()) == (Outcome.NO_ANSWER, "return", "no_answer")
+    assert report["deposits"]["stored"] == 0 and report["system_errors_by_operation"] == {"deposit": 1}
+
+
 # -- the card --------------------------------------------------------------------------------------------
 
 async def test_a_non_200_answer_returns_the_card_even_when_it_says_retain() -> None:
@@ -348,7 +396,7 @@ async def test_the_same_seed_sends_the_same_requests() -> None:
     assert seen[0] != seen[2]
     paths = {path for requests in seen[0].values() for path, _ in requests}
     assert paths == {"/atm/v1/withdrawal", "/atm/v1/withdrawal/ack", "/atm/v1/inquiry", "/atm/v1/deposit",
-                     "/atm/v1/transfer", "/atm/v1/time-deposit"}
+                     "/atm/v1/deposit/ack", "/atm/v1/transfer", "/atm/v1/time-deposit"}
     for requests in seen[0].values():
         numbers = [body["journal_no"] for path, body in requests if not path.endswith("/ack")]
         assert numbers == sorted(set(numbers))  # increasing per ATM, never reused

@@ -5,13 +5,13 @@ Public surface: the ATM channel's handle, its sweep of unacknowledged withdrawal
 """
 
 from kanjo.channels.atm.api import router as atm_router
-from kanjo.channels.atm.cash_out import run_sweeper as run_atm_sweeper
-from kanjo.channels.atm.cash_out import sweep_overdue as sweep_atm_overdue
 from kanjo.channels.atm.model import MachineKind
 from kanjo.channels.atm.registry import in_doubt_report as atm_in_doubt_report
 from kanjo.channels.atm.registry import register_machines as register_atms
 from kanjo.channels.atm.service import PRODUCTS as ATM_PRODUCTS
 from kanjo.channels.atm.service import AtmChannel
+from kanjo.channels.atm.sweep import run_sweeper as run_atm_sweeper
+from kanjo.channels.atm.sweep import sweep_overdue as sweep_atm_overdue
 
 __all__ = [
     "ATM_PRODUCTS",

@@ -259,6 +259,17 @@ async def deposit_at_atm(d: Deposits, request_id: int, account_id: int, amount_m
                        ATM_DEPOSIT_CODE, customer_side=[account_id])
 
 
+async def check_cash_deposit(d: Deposits, account_id: int, amount_minor: int) -> None:
+    """Whether cash paid in now would be credited (an ATM asks before it stores the notes it counted): the amount
+    within the limit and the account able to take money. Raises Refused or LimitReached; posts nothing."""
+    if amount_minor > AMOUNT_PER_TRANSACTION_MAX:
+        raise LimitReached(limits.get("deposit_amount_per_transaction_max_minor"), amount_minor)
+    if amount_minor < 1:
+        raise Refused("invalid_amount", "the amount must be at least ¥1")
+    account = await get_account(d, account_id)
+    check_can_move(account.status, debit=False)
+
+
 async def post_atm_withdrawal(d: Deposits, request_id: int, account_id: int, amount_minor: int) -> Posting:
     """Cash that left an ATM without a hold to post (an in-doubt item the ATM's journal settled): debit the
     customer now, credit the ATMs' cash."""

@@ -59,6 +59,8 @@ class Device:
         rng = None if self.config.faults.quiet else random.Random(planned.fault_seed)
         if planned.operation is Operation.WITHDRAWAL:
             entry, system_error = await self._withdraw(atm, planned, scheduled_at, rng)
+        elif planned.operation is Operation.DEPOSIT:
+            entry, system_error = await self._deposit(atm, planned, scheduled_at, rng)
         else:
             entry, system_error = await self._single(atm, planned, scheduled_at, rng)
         atm.record(entry)
@@ -75,10 +77,34 @@ class Device:
         reply = await self._deliver(message, self._body(atm, planned, card), scheduled_at,
                                     self.config.retries_max, rng)
         verdict = self._judge(planned.operation, reply)
-        outcome = verdict.outcome
-        if outcome is Outcome.APPROVED and planned.operation is Operation.DEPOSIT:
-            outcome = Outcome.DEPOSITED
-        return self._entry(planned, card, outcome, verdict, scheduled_at), verdict.system_error
+        return self._entry(planned, card, verdict.outcome, verdict, scheduled_at), verdict.system_error
+
+    async def _deposit(self, atm: Atm, planned: Planned, scheduled_at: float,
+                       rng: random.Random | None) -> tuple[JournalEntry, bool]:
+        """The counted notes wait in escrow for the bank's acceptance, then are stored (or given back: a planned
+        failure) and acknowledged. Without an acceptance the notes go back to the customer."""
+        card = self.config.cards[planned.card_index]
+        reply = await self._deliver(Message.DEPOSIT, self._body(atm, planned, card), scheduled_at,
+                                    self.config.retries_max, rng)
+        verdict = self._judge(Operation.DEPOSIT, reply)
+        if verdict.outcome is not Outcome.APPROVED:  # the notes are given back
+            ack_code = None
+            if _outcome_unknown(reply) and self.config.ack_after_no_answer:
+                ack_code, _ = await self._acknowledge(atm, planned, 0, rng, Message.DEPOSIT_ACK)
+            entry = self._entry(planned, card, verdict.outcome, verdict, scheduled_at)
+            entry.ack_code = ack_code
+            return entry, verdict.system_error
+        stored_minor = 0 if planned.dispense_fails else planned.amount_minor  # a jam gives the notes back
+        if stored_minor:
+            self.tally.deposits_stored += 1
+            self.tally.deposits_stored_minor += stored_minor
+        else:
+            self.tally.deposits_returned += 1
+        ack_code, ack_answered = await self._acknowledge(atm, planned, stored_minor, rng, Message.DEPOSIT_ACK)
+        outcome = Outcome.DEPOSITED if stored_minor else Outcome.RETURNED
+        entry = self._entry(planned, card, outcome, verdict, scheduled_at)
+        entry.ack_code = ack_code
+        return entry, not ack_answered
 
     async def _withdraw(self, atm: Atm, planned: Planned, scheduled_at: float,
                         rng: random.Random | None) -> tuple[JournalEntry, bool]:
@@ -118,21 +144,24 @@ class Device:
         self.tally.dispensed_minor += dispensed_minor
         return dispensed_minor
 
-    async def _acknowledge(self, atm: Atm, planned: Planned, dispensed_minor: int,
-                           rng: random.Random | None) -> tuple[str, bool]:
-        """(the ack's code or what went wrong, whether a business answer came); resent up to its own bound."""
-        body = {"atm_id": atm.atm_id, "journal_no": planned.journal_no, "dispensed_minor": dispensed_minor}
-        reply = await self._deliver(Message.WITHDRAWAL_ACK, body, time.perf_counter(), self.config.ack_retries_max,
-                                    rng)
+    async def _acknowledge(self, atm: Atm, planned: Planned, moved_minor: int, rng: random.Random | None,
+                           message: Message = Message.WITHDRAWAL_ACK) -> tuple[str, bool]:
+        """(the ack's code or what went wrong, whether a business answer came); resent up to its own bound.
+        `moved_minor`: the cash dispensed by a withdrawal, or stored by a deposit."""
+        field_name = "dispensed_minor" if message is Message.WITHDRAWAL_ACK else "stored_minor"
+        body = {"atm_id": atm.atm_id, "journal_no": planned.journal_no, field_name: moved_minor}
+        reply = await self._deliver(message, body, time.perf_counter(), self.config.ack_retries_max, rng)
+        operation = Operation.WITHDRAWAL if message is Message.WITHDRAWAL_ACK else Operation.DEPOSIT
+        codes = self.tally.ack_codes if operation is Operation.WITHDRAWAL else self.tally.deposit_ack_codes
         if reply.business:
             assert reply.answer is not None
             code = str(reply.answer.get("code", ""))
-            self.tally.ack_codes[code] += 1
+            codes[code] += 1
             return code, True
         kind = reply.error_kind
-        self.tally.sample_error(Message.WITHDRAWAL_ACK, kind, reply.answer)
-        self.tally.ack_codes["no_answer" if reply.status is None else kind] += 1
-        self.tally.system_errors[Operation.WITHDRAWAL][f"ack_{kind}"] += 1
+        self.tally.sample_error(message, kind, reply.answer)
+        codes["no_answer" if reply.status is None else kind] += 1
+        self.tally.system_errors[operation][f"ack_{kind}"] += 1
         return ("no_answer" if reply.status is None else kind), False
 
     # -- messages ----------------------------------------------------------------------------------
@@ -158,7 +187,7 @@ class Device:
                        rng: random.Random | None) -> Reply:
         """Send until a reply that is not to be resent, or the bound; latency runs from `intended_at`."""
         raw = self.link.request(PATHS[message], body)
-        when_unavailable = message is Message.WITHDRAWAL_ACK
+        when_unavailable = message in (Message.WITHDRAWAL_ACK, Message.DEPOSIT_ACK)
         for attempt in range(resends_max + 1):
             reply = await self.link.attempt(raw, rng)
             if not reply.resend(when_unavailable=when_unavailable) or attempt == resends_max:

@@ -44,6 +44,7 @@ class Message(enum.StrEnum):
     WITHDRAWAL = "withdrawal"
     WITHDRAWAL_ACK = "withdrawal_ack"
     DEPOSIT = "deposit"
+    DEPOSIT_ACK = "deposit_ack"
     TRANSFER = "transfer"
     TIME_DEPOSIT = "time_deposit"
     JOURNAL = "journal"
@@ -54,6 +55,7 @@ PATHS: dict[Message, str] = {
     Message.WITHDRAWAL: "/atm/v1/withdrawal",
     Message.WITHDRAWAL_ACK: "/atm/v1/withdrawal/ack",
     Message.DEPOSIT: "/atm/v1/deposit",
+    Message.DEPOSIT_ACK: "/atm/v1/deposit/ack",
     Message.TRANSFER: "/atm/v1/transfer",
     Message.TIME_DEPOSIT: "/atm/v1/time-deposit",
     Message.JOURNAL: "/atm/v1/journal",
@@ -70,7 +72,8 @@ class Outcome(enum.StrEnum):
     """A transaction as the device saw it, written in its journal."""
 
     APPROVED = "approved"  # inquiry, transfer, time deposit
-    DEPOSITED = "deposited"
+    DEPOSITED = "deposited"  # the notes were stored in the machine
+    RETURNED = "returned"  # a deposit accepted, but the notes were given back (a jam, the customer cancelled)
     DISPENSED = "dispensed"
     NOT_DISPENSED = "not_dispensed"  # approved, but the cash did not come out (or was retracted)
     REFUSED = "refused"  # a business answer
@@ -226,7 +229,7 @@ class FleetConfig:
     retry_backoff_ms: int = 100  # times the attempt number
     ack_after_no_answer: bool = True  # a zero acknowledgement releases a hold the device never heard of
     dispense_delay_ms: int = 0
-    dispense_failure_share: float = 0.0
+    dispense_failure_share: float = 0.0  # cash handling fails: a withdrawal dispenses nothing, a deposit jams
     connections: int = 64
     customers_waiting_per_atm_max: int = CUSTOMERS_WAITING_PER_ATM_MAX
     faults: FaultPlan = field(default_factory=FaultPlan)
@@ -312,7 +315,7 @@ class Planned:
     card_index: int
     amount_minor: int  # 0 for an inquiry
     wrong_pin: bool
-    dispense_fails: bool
+    dispense_fails: bool  # the cash unit fails: nothing dispensed, or the deposited notes given back
     payee_index: int | None  # transfers: the card whose account is credited
     term_months: int | None  # time deposits
     fault_seed: int  # seeds this transaction's own fault draws, so concurrency cannot reorder them

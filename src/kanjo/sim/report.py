@@ -42,6 +42,10 @@ class Tally:
     dispensed_minor: int = 0
     dispense_failures: int = 0
     ack_codes: collections.Counter[str] = field(default_factory=collections.Counter)
+    deposits_stored: int = 0
+    deposits_stored_minor: int = 0
+    deposits_returned: int = 0  # accepted, then given back (the customer cancelled, a jam)
+    deposit_ack_codes: collections.Counter[str] = field(default_factory=collections.Counter)
     answered_at: float = 0.0  # perf_counter of the last answer of the run
     error_samples: dict[str, str] = field(default_factory=dict)  # "operation status code" → the answer, shortened
 
@@ -103,6 +107,9 @@ def build_report(config: FleetConfig, tally: Tally, atms: Sequence[Atm], *, elap
         "withdrawals": {"dispensed": tally.dispensed, "dispensed_minor": tally.dispensed_minor,
                         "dispense_failures": tally.dispense_failures,
                         "ack_codes": dict(sorted(tally.ack_codes.items()))},
+        "deposits": {"stored": tally.deposits_stored, "stored_minor": tally.deposits_stored_minor,
+                     "returned_after_acceptance": tally.deposits_returned,
+                     "ack_codes": dict(sorted(tally.deposit_ack_codes.items()))},
         "latency_ms": _latency_report(tally),
         "faults": faults,
         "per_atm": {"columns": list(PER_ATM_COLUMNS), "rows": [_atm_row(atm) for atm in atms]},

@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 
-from kanjo.channels.atm import cash_out, operations, reconcile, registry
+from kanjo.channels.atm import cash_in, cash_out, operations, reconcile, registry
 from kanjo.channels.atm.model import Operation, request_id_of
 from kanjo.channels.atm.schemas import (
     AckIn,
     AnswerOut,
+    DepositAckIn,
     DepositIn,
     InquiryIn,
     JournalIn,
@@ -71,13 +72,23 @@ async def acknowledge(body: AckIn, request: Request) -> FastJSONResponse:
         raise HTTPException(404, str(e)) from None
 
 
-@router.post("/atm/v1/deposit", summary="Cash deposit (お預入れ) to the card's account", responses=ANSWERS)
+@router.post("/atm/v1/deposit", summary="Cash deposit (お預入れ): may the counted notes be stored? Credits nothing yet",
+             responses=ANSWERS)
 async def deposit(body: DepositIn, request: Request) -> FastJSONResponse:
     ch = _ch(request)
-    rid = request_id_of(body.atm_id, body.journal_no)
     return _send(await handle_message(
         ch, body.atm_id, body.journal_no, Operation.DEPOSIT, {"card": body.card.number, "amount": body.amount_minor},
-        lambda kind: operations.deposit(ch, kind, rid, body.card.number, body.amount_minor)))
+        lambda kind: cash_in.accept(ch, kind, body.card.number, body.amount_minor)))
+
+
+@router.post("/atm/v1/deposit/ack", summary="The ATM stored the notes (credit the account) or gave them back",
+             responses=ANSWERS)
+async def deposit_acknowledge(body: DepositAckIn, request: Request) -> FastJSONResponse:
+    ch = _ch(request)
+    try:
+        return _send(await cash_in.confirm(ch, body.atm_id, body.journal_no, body.stored_minor))
+    except UnknownMachine as e:
+        raise HTTPException(404, str(e)) from None
 
 
 @router.post("/atm/v1/transfer", summary="Transfer (お振込み) to an account of this bank", responses=ANSWERS)

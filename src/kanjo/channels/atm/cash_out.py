@@ -5,18 +5,18 @@ guess. Nothing is final without the device's acknowledgement (DESIGN §1.4)."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from typing import Any
 
 import asyncpg
 import structlog
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter
 
 from kanjo.cards import release_daily_amount, reserve_daily_amount, verify_card
 from kanjo.channels.atm import store
-from kanjo.channels.atm.limits import HOLD_MARGIN_S, IN_DOUBT_SWEEP_BATCH_MAX
+from kanjo.channels.atm.limits import HOLD_MARGIN_S
 from kanjo.channels.atm.model import (
+    ACK_REUSED_TEXT,
     HoldState,
     JournalOutcome,
     MachineKind,
@@ -33,12 +33,8 @@ from kanjo.fees import FeeQuote, Kind, quote
 from kanjo.hub import HubError
 
 log = structlog.get_logger("kanjo.atm")
-SWEEP_INTERVAL_S = 1.0
-
-IN_DOUBT_OPENED = Counter("kanjo_atm_in_doubt_opened_total", "withdrawals not acknowledged in time (hold voided)")
-IN_DOUBT_RESOLVED = Counter("kanjo_atm_in_doubt_resolved_total", "in-doubt withdrawals settled, by resolution",
+IN_DOUBT_RESOLVED = Counter("kanjo_atm_in_doubt_resolved_total", "in-doubt cash items settled, by resolution",
                             ["resolution"])
-WAITING = Gauge("kanjo_atm_authorisations_waiting", "withdrawals authorised and waiting for their acknowledgement")
 
 
 async def authorise(ch: AtmChannel, kind: MachineKind, request_id: int, card_number: str, pin: str,
@@ -106,13 +102,13 @@ async def _acknowledge(ch: AtmChannel, atm_id: str, journal_no: int, dispensed_m
 def _early_answer(w: store.Withdrawal | None, atm_id: str, journal_no: int, dispensed_minor: int) -> Reply | None:
     """Unknown, already acknowledged, or an amount that cannot have been dispensed."""
     if w is None:
-        return _ack_reply(atm_id, journal_no, refused("unknown_transaction"))
+        return ack_reply(atm_id, journal_no, refused("unknown_transaction"))
     if w.ack_answer is not None:
         if w.dispensed_minor == dispensed_minor:
             return Reply(200, {**w.ack_answer, "replayed": True})
-        return _ack_reply(atm_id, journal_no, refused("request_reused", "この取引の確認は別の金額で受付済みです。"))
+        return ack_reply(atm_id, journal_no, refused("request_reused", screen=ACK_REUSED_TEXT))
     if dispensed_minor > w.amount_minor or dispensed_minor % 1_000:
-        return _ack_reply(atm_id, journal_no, refused(
+        return ack_reply(atm_id, journal_no, refused(
             "invalid_amount", f"¥{dispensed_minor:,} is not notes within the ¥{w.amount_minor:,} authorised"))
     return None
 
@@ -146,14 +142,14 @@ async def _settle_otherwise(ch: AtmChannel, conn: asyncpg.Connection, kind: Mach
         outcome = JournalOutcome.DISPENSED if dispensed_minor else JournalOutcome.NOT_DISPENSED
         resolution = await resolve(ch, conn, kind, w, outcome, dispensed_minor)
         return approved("posted" if resolution == "posted" else "voided", late=True) if resolution != "break" \
-            else refused("in_doubt", "係員が確認します。")
+            else refused("in_doubt", screen="係員が確認します。")
     agrees = (w.hold_state == HoldState.POSTED.value and dispensed_minor and dispensed_minor == w.dispensed_minor) \
         or (w.hold_state == HoldState.VOIDED.value and not dispensed_minor)
     if agrees:
         return approved("posted" if dispensed_minor else "voided", late=True)
     log.error("atm_acknowledgement_conflicts", atm=w.atm_id, journal_no=w.journal_no, state=w.hold_state,
               dispensed_minor=dispensed_minor)
-    return refused("in_doubt", "係員が確認します。")
+    return refused("in_doubt", screen="係員が確認します。")
 
 
 def _fee(w: store.Withdrawal) -> FeeQuote:
@@ -193,49 +189,5 @@ async def resolve(ch: AtmChannel, conn: asyncpg.Connection, kind: MachineKind, w
     return resolution
 
 
-async def sweep_overdue(ch: AtmChannel) -> int:
-    """Void the holds of authorisations past their deadline and open their in-doubt items; returns how many were
-    put in doubt. A hold found posted belongs to an acknowledgement being recorded right now: it is left to it."""
-    in_doubt = 0
-    async with ch.pool.acquire() as conn, conn.transaction():
-        overdue = await store.overdue_withdrawals(conn, ch.now(), IN_DOUBT_SWEEP_BATCH_MAX)
-        for w in overdue:
-            kind = ch.machines.get(w.atm_id, MachineKind.OWN)
-            try:
-                await _void(ch, kind, request_id_of(w.atm_id, w.journal_no))
-            except DepositRefused as e:  # posted by a racing acknowledgement: it records the outcome
-                log.info("atm_sweep_found_posted", atm=w.atm_id, journal_no=w.journal_no, reason=e.code)
-                continue
-            except HubError as e:  # deposits unavailable now: the next sweep tries again
-                log.warning("atm_sweep_deferred", atm=w.atm_id, journal_no=w.journal_no, reason=e.code)
-                break
-            await store.open_in_doubt(conn, w, "no_acknowledgement")
-            await store.settle_withdrawal(conn, w.atm_id, w.journal_no, HoldState.IN_DOUBT.value, None, None)
-            IN_DOUBT_OPENED.inc()
-            in_doubt += 1
-            log.warning("atm_in_doubt", atm=w.atm_id, journal_no=w.journal_no, amount_minor=w.amount_minor)
-        WAITING.set(await store.waiting_count(conn))
-    return in_doubt
-
-
-async def run_sweeper(ch: AtmChannel) -> None:
-    """The sweep, every second, for the life of the process (at once again after a full batch); a failed sweep is
-    logged and retried."""
-    while True:
-        swept = 0
-        try:
-            swept = await sweep_overdue(ch)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            log.error("atm_sweep_failed", error=repr(e))
-        if swept < IN_DOUBT_SWEEP_BATCH_MAX:
-            await asyncio.sleep(SWEEP_INTERVAL_S)
-
-
-async def _void(ch: AtmChannel, kind: MachineKind, request_id: int) -> None:
-    await ch.call(kind, "deposits", "void", lambda: void_hold(ch.deposits, request_id))
-
-
-def _ack_reply(atm_id: str, journal_no: int, answer: Any) -> Reply:
+def ack_reply(atm_id: str, journal_no: int, answer: Any) -> Reply:
     return Reply(200, answer.body(atm_id, journal_no))

@@ -42,12 +42,12 @@ class CardAction(enum.StrEnum):
 
 
 class HoldState(enum.StrEnum):
-    """Where a withdrawal's cash-out stands in the channel's journal."""
+    """Where a cash item stands in the channel's journal: a withdrawal's cash-out, or a deposit's notes in escrow."""
 
-    AUTHORISED = "authorised"  # funds held, cash may be dispensed, waiting for the ATM's acknowledgement
-    POSTED = "posted"  # the ATM confirmed the cash left: the hold is posted
-    VOIDED = "voided"  # the ATM said nothing was dispensed: the hold is released
-    IN_DOUBT = "in_doubt"  # no acknowledgement in time: the hold is released and the ATM journal decides
+    AUTHORISED = "authorised"  # funds held / notes accepted in escrow: waiting for the ATM's acknowledgement
+    POSTED = "posted"  # the ATM confirmed the cash left (the hold is posted) or was stored (the account credited)
+    VOIDED = "voided"  # nothing was dispensed (the hold is released) or the notes were returned (nothing credited)
+    IN_DOUBT = "in_doubt"  # no acknowledgement in time: nothing stays held or credited; the ATM journal decides
 
 
 class JournalOutcome(enum.StrEnum):
@@ -55,7 +55,9 @@ class JournalOutcome(enum.StrEnum):
 
     DISPENSED = "dispensed"
     NOT_DISPENSED = "not_dispensed"
-    NO_ANSWER = "no_answer"  # the ATM never got an answer to its authorisation: it dispensed nothing
+    NO_ANSWER = "no_answer"  # the ATM never got an answer: it dispensed nothing, or gave the notes back
+    DEPOSITED = "deposited"  # a deposit's notes went from escrow into the machine
+    RETURNED = "returned"  # a deposit's notes were given back to the customer
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,9 @@ SCREEN_TEXT: dict[str, str] = {
     "posted": "お取引ありがとうございました。",
     "voided": "お取引は取り消されました。お引出しはありません。",
     "in_doubt": "お取引の確認に時間がかかっています。係員が確認し、必要な場合はご連絡します。",
+    "accepted": "紙幣を確認しました。",
+    "credited": "お預入れありがとうございました。",
+    "returned": "お預入れは取り消されました。紙幣をお返しします。",
     "insufficient_funds": "残高が不足しています。",
     "daily_limit_exceeded": "本日のお引出し限度額を超えています。",
     "wrong_pin": "暗証番号が違います。",
@@ -100,6 +105,7 @@ SCREEN_TEXT: dict[str, str] = {
     "busy": "ただいま混み合っています。しばらくしてからご利用ください。カードをお返しします。",
 }
 DEFAULT_TEXT = "このお取引はお取扱いできません。"
+ACK_REUSED_TEXT = "この取引の確認は別の金額で受付済みです。"
 
 
 def screen_text(code: str) -> str:
@@ -110,16 +116,21 @@ def approved(code: str = "ok", **fields: Any) -> Answer:
     return Answer(Result.APPROVED, code, screen_text(code), CardAction.RETURN, fields)
 
 
-def refused(code: str, detail: str | None = None, *, retain: bool = False, **fields: Any) -> Answer:
-    message = screen_text(code) if detail is None else f"{screen_text(code)} {detail}"
+def refused(code: str, detail: str | None = None, *, retain: bool = False, screen: str | None = None,
+            **fields: Any) -> Answer:
+    """A business answer. The screen shows the code's Japanese text (and `screen`, a Japanese addition, when given);
+    `detail` is the product's own words for the operator's log and journal, never shown to the customer."""
+    message = screen_text(code) if screen is None else f"{screen_text(code)} {screen}"
+    if detail is not None:
+        fields["detail"] = detail
     return Answer(Result.REFUSED, code, message, CardAction.RETAIN if retain else CardAction.RETURN, fields)
 
 
 def unavailable(code: str, detail: str, still_working: list[str], retry_after_s: float | None) -> Answer:
-    fields: dict[str, Any] = {"still_working": still_working}
+    fields: dict[str, Any] = {"still_working": still_working, "detail": detail}
     if retry_after_s is not None:
         fields["retry_after_s"] = retry_after_s
-    return Answer(Result.UNAVAILABLE, code, f"{screen_text(code)} {detail}", CardAction.RETURN, fields)
+    return Answer(Result.UNAVAILABLE, code, screen_text(code), CardAction.RETURN, fields)
 
 
 def request_id_of(atm_id: str, journal_no: int) -> int:

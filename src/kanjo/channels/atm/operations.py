@@ -1,5 +1,5 @@
-"""The ATM's non-cash-out operations: balance inquiry, cash deposit, transfer, passbook update (記帳) and a time
-deposit placed from the card's account. Each returns the answer and what the channel's journal records."""
+"""The ATM's operations without cash in the machine's hands: balance inquiry, transfer, passbook update (記帳) and a
+time deposit placed from the card's account. Each returns the answer and what the channel's journal records."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Any
 
 import structlog
 
-from kanjo.cards import card_for_deposit, verify_card
+from kanjo.cards import verify_card
 from kanjo.channels.atm.model import Answer, MachineKind, approved, refused
 from kanjo.channels.atm.service import FEE_CHANNEL_OF, AtmChannel
 from kanjo.deposits import NotFound as DepositNotFound
 from kanjo.deposits import Refused as DepositRefused
-from kanjo.deposits import balance, deposit_at_atm, find_account, print_passbook, transfer
+from kanjo.deposits import balance, find_account, print_passbook, transfer
 from kanjo.fees import ChargedFee, FeeQuote, Kind, charge_fee, quote
 from kanjo.fees import Refused as FeeRefused
 from kanjo.time_deposits import Instruction, place_time_deposit
@@ -29,21 +29,6 @@ async def inquiry(ch: AtmChannel, kind: MachineKind, card_number: str, pin: str)
     b = await ch.call(kind, "deposits", "balance", lambda: balance(ch.deposits, holder.account_id))
     return approved(balance_minor=b.balance_minor, available_minor=b.available_minor), {
         "account_id": holder.account_id, "card_id": holder.card_id}
-
-
-async def deposit(ch: AtmChannel, kind: MachineKind, request_id: int, card_number: str, amount_minor: int) -> Outcome:
-    holder = await ch.call(kind, "cards", "for-deposit", lambda: card_for_deposit(ch.cards, card_number))
-    fee = quote(ch.fees, FEE_CHANNEL_OF[kind], Kind.DEPOSIT, amount_minor, ch.now())
-    try:
-        await ch.call(kind, "deposits", "deposit",
-                      lambda: deposit_at_atm(ch.deposits, request_id, holder.account_id, amount_minor))
-    except DepositRefused as e:
-        return refused(e.code, str(e)), {"account_id": holder.account_id, "card_id": holder.card_id}
-    charged = await charge(ch, kind, request_id, holder.account_id, fee)
-    b = await ch.call(kind, "deposits", "balance", lambda: balance(ch.deposits, holder.account_id))
-    return approved(fee_minor=charged, balance_after_minor=b.balance_minor), {
-        "account_id": holder.account_id, "card_id": holder.card_id, "amount_minor": amount_minor,
-        "fee_minor": charged, "fee_rule": fee.rule_id}
 
 
 async def transfer_to(ch: AtmChannel, kind: MachineKind, request_id: int, card_number: str, pin: str,
@@ -62,7 +47,7 @@ async def transfer_to(ch: AtmChannel, kind: MachineKind, request_id: int, card_n
     if b.available_minor < amount_minor + fee.amount_minor:
         needed = amount_minor + fee.amount_minor
         detail = f"手数料 ¥{fee.amount_minor:,} を含めて ¥{needed:,} が必要です。"
-        return refused("insufficient_funds", detail), recorded
+        return refused("insufficient_funds", screen=detail), recorded
     try:
         await ch.call(kind, "deposits", "transfer",
                       lambda: transfer(ch.deposits, request_id, holder.account_id, payee.id, amount_minor))
@@ -81,7 +66,7 @@ async def passbook(ch: AtmChannel, kind: MachineKind, request_id: int, branch_co
         account = await ch.call(kind, "deposits", "find", lambda: find_account(ch.deposits, branch_code,
                                                                               account_number))
     except DepositNotFound:
-        return refused("unknown_account", "この通帳はお取扱いできません。"), {}
+        return refused("unknown_account", screen="この通帳はお取扱いできません。"), {}
     try:
         printed = await ch.call(kind, "deposits", "passbook", lambda: print_passbook(ch.deposits, request_id,
                                                                                     account.id))

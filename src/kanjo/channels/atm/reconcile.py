@@ -3,14 +3,15 @@ the bank posted; in-doubt withdrawals are settled by the machine's word; what ca
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import structlog
 from prometheus_client import Counter
 
-from kanjo.channels.atm import store
-from kanjo.channels.atm.cash_out import resolve, settle_authorised, state_after
+from kanjo.channels.atm import cash_in, cash_out, store
 from kanjo.channels.atm.model import HoldState, JournalOutcome, MachineKind
 from kanjo.channels.atm.service import AtmChannel
 
@@ -24,7 +25,7 @@ class JournalEntry:
     journal_no: int
     operation: str  # withdrawal, deposit, or a non-cash operation (not reconciled)
     amount_minor: int
-    outcome: str  # dispensed / not_dispensed / no_answer for withdrawals; deposited / returned / no_answer …
+    outcome: str  # dispensed / not_dispensed / no_answer for withdrawals; deposited / returned / no_answer for deposits
 
 
 @dataclass
@@ -43,13 +44,41 @@ async def reconcile_journal(ch: AtmChannel, atm_id: str, entries: list[JournalEn
     kind = ch.kind_of(atm_id)
     result = Reconciliation()
     for e in entries:
-        if e.operation == "withdrawal":
-            await _withdrawal(ch, kind, atm_id, e, result)
-        elif e.operation == "deposit":
-            await _deposit(ch, atm_id, e, result)
-        else:
+        rule = RULES.get(e.operation)
+        if rule is None:
             result.not_applicable += 1
+        else:
+            await _cash(ch, kind, atm_id, e, result, rule)
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """How one kind of cash item is matched: which journal outcome means cash moved, how an acknowledgement settles
+    it, how a doubt is resolved, and the names of its breaks."""
+
+    moved: str
+    settle: Callable[[AtmChannel, MachineKind, store.CashItem, int], Awaitable[Any]]
+    state_after: Callable[[str, store.CashItem], str]
+    resolve: Callable[[AtmChannel, asyncpg.Connection, MachineKind, store.CashItem, JournalOutcome, int],
+                      Awaitable[str]]
+    kept: JournalOutcome
+    not_kept: JournalOutcome
+    moved_without_authorisation: str
+    posted_but_atm_disagrees: str
+    voided_but_atm_moved: str
+    cannot_be_posted: str
+
+
+RULES: dict[str, _Rule] = {
+    "withdrawal": _Rule(JournalOutcome.DISPENSED.value, cash_out.settle_authorised, cash_out.state_after,
+                        cash_out.resolve, JournalOutcome.DISPENSED, JournalOutcome.NOT_DISPENSED,
+                        "dispensed_without_authorisation", "posted_but_atm_disagrees", "voided_but_atm_dispensed",
+                        "in_doubt_cannot_be_posted"),
+    "deposit": _Rule(JournalOutcome.DEPOSITED.value, cash_in.settle_accepted, cash_in.state_after, cash_in.resolve,
+                     JournalOutcome.DEPOSITED, JournalOutcome.RETURNED, "cash_kept_without_acceptance",
+                     "credited_but_atm_disagrees", "returned_but_atm_kept_cash", "in_doubt_cannot_be_credited"),
+}
 
 
 def _break(result: Reconciliation, atm_id: str, e: JournalEntry, reason: str) -> None:
@@ -60,54 +89,44 @@ def _break(result: Reconciliation, atm_id: str, e: JournalEntry, reason: str) ->
                           "atm_says": e.outcome, "reason": reason})
 
 
-async def _withdrawal(ch: AtmChannel, kind: MachineKind, atm_id: str, e: JournalEntry, result: Reconciliation) -> None:
-    dispensed = e.outcome == JournalOutcome.DISPENSED.value
-    out_minor = e.amount_minor if dispensed else 0
+async def _cash(ch: AtmChannel, kind: MachineKind, atm_id: str, e: JournalEntry, result: Reconciliation,
+                rule: _Rule) -> None:
+    moved = e.outcome == rule.moved
+    moved_minor = e.amount_minor if moved else 0
     async with ch.pool.acquire() as conn:
-        waiting = await store.withdrawal(conn, atm_id, e.journal_no)
+        waiting = await store.withdrawal(conn, atm_id, e.journal_no, e.operation)
     if waiting is not None and waiting.hold_state == HoldState.AUTHORISED.value:
         # the acknowledgement was lost and the deadline has not passed: the journal entry acknowledges it
-        answer = await settle_authorised(ch, kind, waiting, out_minor)
+        answer = await rule.settle(ch, kind, waiting, moved_minor)
         if answer is not None:
             async with ch.pool.acquire() as conn:
-                if await store.settle_authorised(conn, atm_id, e.journal_no, state_after(answer.code, waiting),
-                                                 out_minor, answer.body(atm_id, e.journal_no)):
+                if await store.settle_authorised(conn, atm_id, e.journal_no, rule.state_after(answer.code, waiting),
+                                                 moved_minor, answer.body(atm_id, e.journal_no)):
                     result.corrected += 1
                     return
     async with ch.pool.acquire() as conn, conn.transaction():
-        w = await store.lock_withdrawal(conn, atm_id, e.journal_no)
-        if w is None:  # never authorised (refused, or the message never arrived): no cash may have left
-            if dispensed:
-                _break(result, atm_id, e, "dispensed_without_authorisation")
+        item = await store.lock_withdrawal(conn, atm_id, e.journal_no, e.operation)
+        if item is None:  # never authorised (refused, or the message never arrived): no cash may have moved
+            if moved:
+                _break(result, atm_id, e, rule.moved_without_authorisation)
             else:
                 result.matched += 1
             return
-        state = w.hold_state
+        state = item.hold_state
         if state == HoldState.POSTED.value:
-            if dispensed and (w.dispensed_minor or 0) == out_minor:
+            if moved and (item.dispensed_minor or 0) == moved_minor:
                 result.matched += 1
             else:
-                _break(result, atm_id, e, "posted_but_atm_disagrees")
+                _break(result, atm_id, e, rule.posted_but_atm_disagrees)
         elif state == HoldState.VOIDED.value:
-            if not dispensed:
+            if not moved:
                 result.matched += 1
             else:
-                _break(result, atm_id, e, "voided_but_atm_dispensed")
-        else:  # in doubt (or its hold lapsed before anyone acknowledged it): the journal settles it
-            outcome = JournalOutcome.DISPENSED if dispensed else JournalOutcome.NOT_DISPENSED
-            resolution = await resolve(ch, conn, kind, w, outcome, out_minor)
+                _break(result, atm_id, e, rule.voided_but_atm_moved)
+        else:  # in doubt (or not acknowledged and not yet swept): the journal settles it
+            outcome = rule.kept if moved else rule.not_kept
+            resolution = await rule.resolve(ch, conn, kind, item, outcome, moved_minor)
             if resolution == "break":
-                _break(result, atm_id, e, "in_doubt_cannot_be_posted")
+                _break(result, atm_id, e, rule.cannot_be_posted)
             else:
                 result.corrected += 1
-
-
-async def _deposit(ch: AtmChannel, atm_id: str, e: JournalEntry, result: Reconciliation) -> None:
-    async with ch.pool.acquire() as conn:
-        row = await store.deposit_record(conn, atm_id, e.journal_no)
-    credited = row is not None and row["result"] == "approved"
-    kept_cash = e.outcome == "deposited"
-    if credited == kept_cash and (not credited or row is None or row["amount_minor"] == e.amount_minor):
-        result.matched += 1
-    else:
-        _break(result, atm_id, e, "deposit_credited_but_cash_returned" if credited else "cash_kept_but_not_credited")

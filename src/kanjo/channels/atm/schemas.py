@@ -59,6 +59,12 @@ class DepositIn(_Message):
     amount_minor: Annotated[int, Field(strict=True, gt=0, le=DEPOSIT_AMOUNT_MAX, multiple_of=1_000)]
 
 
+class DepositAckIn(_Message):
+    """The ATM stored the counted notes (`stored_minor` = the amount accepted) or gave them back (0)."""
+
+    stored_minor: Annotated[int, Field(strict=True, ge=0, le=DEPOSIT_AMOUNT_MAX, multiple_of=1_000)]
+
+
 class AccountRef(_Strict):
     branch_code: str = Field(pattern=r"^[0-9]{3}$")
     account_number: str = Field(pattern=r"^[0-9]{7}$")

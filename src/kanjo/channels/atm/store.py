@@ -108,7 +108,8 @@ async def record_answer(conn: asyncpg.Connection, atm_id: str, journal_no: int, 
 
 @dataclass(frozen=True, slots=True)
 class Withdrawal:
-    """A withdrawal as the channel's journal holds it, for its acknowledgement, the sweep and reconciliation."""
+    """A cash item (a withdrawal, or a deposit in escrow) as the channel's journal holds it, for its acknowledgement,
+    the sweep and reconciliation. For a deposit `dispensed_minor` is what the machine stored."""
 
     atm_id: str
     journal_no: int
@@ -122,32 +123,37 @@ class Withdrawal:
     dispensed_minor: int | None
     ack_answer: dict[str, Any] | None
     business_date: dt.date
+    operation: str = "withdrawal"
 
 
+CashItem = Withdrawal
 _WITHDRAWAL_COLUMNS = """atm_id, journal_no, account_id, card_id, amount_minor, fee_minor, fee_rule, hold_state,
-    ack_deadline, dispensed_minor, ack_answer, business_date"""
+    ack_deadline, dispensed_minor, ack_answer, business_date, operation"""
 
 
 def _withdrawal(r: asyncpg.Record) -> Withdrawal:
     return Withdrawal(r["atm_id"], r["journal_no"], r["account_id"], r["card_id"], r["amount_minor"],
                       r["fee_minor"], r["fee_rule"], r["hold_state"], r["ack_deadline"], r["dispensed_minor"],
-                      orjson.loads(r["ack_answer"]) if r["ack_answer"] is not None else None, r["business_date"])
+                      orjson.loads(r["ack_answer"]) if r["ack_answer"] is not None else None, r["business_date"],
+                      r["operation"])
 
 
-async def lock_withdrawal(conn: asyncpg.Connection, atm_id: str, journal_no: int) -> Withdrawal | None:
-    """The authorised withdrawal under this key, row-locked (the caller is in a transaction); None if there is none."""
+async def lock_withdrawal(conn: asyncpg.Connection, atm_id: str, journal_no: int,
+                          operation: str = "withdrawal") -> Withdrawal | None:
+    """The authorised cash item under this key, row-locked (the caller is in a transaction); None if there is none."""
     r = await conn.fetchrow(
         f"""SELECT {_WITHDRAWAL_COLUMNS} FROM atm.transactions
-            WHERE atm_id = $1 AND journal_no = $2 AND operation = 'withdrawal' AND hold_state IS NOT NULL
-            FOR UPDATE""", atm_id, journal_no)
+            WHERE atm_id = $1 AND journal_no = $2 AND operation = $3 AND hold_state IS NOT NULL
+            FOR UPDATE""", atm_id, journal_no, operation)
     return None if r is None else _withdrawal(r)
 
 
-async def withdrawal(conn: asyncpg.Connection, atm_id: str, journal_no: int) -> Withdrawal | None:
+async def withdrawal(conn: asyncpg.Connection, atm_id: str, journal_no: int,
+                     operation: str = "withdrawal") -> Withdrawal | None:
     r = await conn.fetchrow(
         f"""SELECT {_WITHDRAWAL_COLUMNS} FROM atm.transactions
-            WHERE atm_id = $1 AND journal_no = $2 AND operation = 'withdrawal' AND hold_state IS NOT NULL""",
-        atm_id, journal_no)
+            WHERE atm_id = $1 AND journal_no = $2 AND operation = $3 AND hold_state IS NOT NULL""",
+        atm_id, journal_no, operation)
     return None if r is None else _withdrawal(r)
 
 
@@ -184,19 +190,13 @@ async def waiting_count(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM atm.transactions WHERE hold_state = 'authorised'"))
 
 
-async def deposit_record(conn: asyncpg.Connection, atm_id: str, journal_no: int) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        """SELECT operation, state, answer->>'result' AS result, amount_minor FROM atm.transactions
-           WHERE atm_id = $1 AND journal_no = $2""", atm_id, journal_no)
-
-
 # -- in doubt ------------------------------------------------------------------------------------------------
 
 async def open_in_doubt(conn: asyncpg.Connection, w: Withdrawal, reason: str) -> None:
     await conn.execute(
-        """INSERT INTO atm.in_doubt (atm_id, journal_no, account_id, amount_minor, reason)
-           VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
-        w.atm_id, w.journal_no, w.account_id, w.amount_minor, reason)
+        """INSERT INTO atm.in_doubt (atm_id, journal_no, account_id, amount_minor, reason, operation)
+           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
+        w.atm_id, w.journal_no, w.account_id, w.amount_minor, reason, w.operation)
 
 
 async def in_doubt(conn: asyncpg.Connection, atm_id: str, journal_no: int) -> asyncpg.Record | None:
@@ -219,15 +219,18 @@ async def in_doubt_summary(conn: asyncpg.Connection) -> dict[str, int]:
                   coalesce(sum(amount_minor) FILTER (WHERE resolved_at IS NULL), 0) AS open_minor,
                   count(*) FILTER (WHERE resolution = 'posted') AS posted,
                   count(*) FILTER (WHERE resolution = 'nothing_dispensed') AS nothing_dispensed,
+                  count(*) FILTER (WHERE resolution = 'credited') AS credited,
+                  count(*) FILTER (WHERE resolution = 'cash_returned') AS cash_returned,
                   count(*) FILTER (WHERE resolution = 'break') AS breaks
            FROM atm.in_doubt""")
     assert row is not None
-    return {k: int(row[k]) for k in ("open", "open_minor", "posted", "nothing_dispensed", "breaks")}
+    return {k: int(row[k]) for k in ("open", "open_minor", "posted", "nothing_dispensed", "credited",
+                                     "cash_returned", "breaks")}
 
 
 async def open_in_doubt_items(conn: asyncpg.Connection, limit: int) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        """SELECT atm_id, journal_no, account_id, amount_minor, reason, opened_at, atm_says, resolution
+        """SELECT atm_id, journal_no, operation, account_id, amount_minor, reason, opened_at, atm_says, resolution
            FROM atm.in_doubt WHERE resolved_at IS NULL OR resolution = 'break' ORDER BY opened_at LIMIT $1""", limit)
     return [{**dict(r), "account_id": str(uuid.UUID(int=r["account_id"])), "opened_at": r["opened_at"].isoformat()}
             for r in rows]
