@@ -226,8 +226,8 @@ def bench_atm(
     rate: Annotated[float, typer.Option(min=0.1, max=5000, help="offered withdrawals per second, whole fleet")] = 500.0,
     seconds: Annotated[float, typer.Option(min=0.5, max=3600, help="duration of each scenario")] = 30.0,
     cards: Annotated[int, typer.Option(min=2, max=1_000_000, help="customers with a cash card")] = 10_000,
-    scenarios: Annotated[str, typer.Option(help="comma-separated: atm,atm-time-deposit-down")] = (
-        "atm,atm-time-deposit-down"),
+    scenarios: Annotated[str, typer.Option(help="comma-separated: atm,atm-withdrawals,atm-time-deposit-down")] = (
+        "atm,atm-withdrawals,atm-time-deposit-down"),
 ) -> None:
     """ATM fleet against kanjo (simulator in its own process): p99 end to end, system errors, cards retained."""
     from kanjo.bench import run_atm_bench

@@ -132,7 +132,7 @@ async def test_no_acknowledgement_voids_and_the_journal_settles_the_doubt(atm: A
     _, kept, kept_no = await atm.send("withdrawal", card=atm.card(2), amount_minor=40_000)
     assert taken["result"] == kept["result"] == "approved"
     await asyncio.sleep(1.2)
-    assert await sweep_atm_overdue(atm.app.state.atm) == 2  # both deadlines passed: holds voided, in doubt
+    await sweep_atm_overdue(atm.app.state.atm)  # both deadlines passed (the background sweep may have been first)
     assert await atm.balance(2) == 300_000
     doubt = (await atm.api.get("/v1/atm-in-doubt")).json()
     assert doubt["summary"]["open"] == 2 and doubt["summary"]["open_minor"] == 70_000
@@ -234,7 +234,7 @@ async def test_a_deposit_nobody_confirmed_is_settled_by_the_journal(atm: Atm) ->
     _, late, late_no = await atm.send("deposit", card=card, amount_minor=10_000)
     assert lost["code"] == stored["code"] == late["code"] == "accepted"
     await asyncio.sleep(1.2)
-    assert await sweep_atm_overdue(atm.app.state.atm) == 3
+    await sweep_atm_overdue(atm.app.state.atm)  # (or the background sweep, a moment earlier)
     assert await atm.balance(2) == 300_000  # nothing credited on a guess
     doubt = (await atm.api.get("/v1/atm-in-doubt")).json()
     assert doubt["summary"]["open"] == 3 and {i["operation"] for i in doubt["items"]} == {"deposit"}

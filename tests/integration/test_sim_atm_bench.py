@@ -16,7 +16,7 @@ KEYS = ("scenario", "atms", "withdrawals_per_s_offered", "withdrawals_per_s_achi
         "durability", "passed")
 
 
-async def test_both_scenarios_report_verified_books_and_no_system_errors(
+async def test_every_scenario_reports_verified_books_and_no_system_errors(
     pg_server_dsn: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     database = f"kanjo_bench_atm_smoke_{os.getpid()}"
@@ -32,7 +32,7 @@ async def test_both_scenarios_report_verified_books_and_no_system_errors(
             await conn.close()
 
     assert emitted == returned
-    assert [r["scenario"] for r in emitted] == ["atm", "atm-time-deposit-down"]
+    assert [r["scenario"] for r in emitted] == ["atm", "atm-withdrawals", "atm-time-deposit-down"]
     for result in emitted:
         assert set(KEYS) <= result.keys(), result
         assert next(iter(result)) == "scenario"
@@ -46,8 +46,9 @@ async def test_both_scenarios_report_verified_books_and_no_system_errors(
         assert result["withdrawal_ack_codes"].get("posted", 0) > 0, result
         assert result["reconciliation"]["errors"] == 0 and result["reconciliation"]["breaks"] == 0, result
         assert result["durability"] == {"fsync": "on", "synchronous_commit": "on"}
-    normal, down = emitted
+    normal, withdrawals, down = emitted
     assert normal["system_errors_by_operation"] == {}, normal
+    assert set(withdrawals["latency_ms_by_message"]) <= {"withdrawal", "withdrawal_ack", "journal"}, withdrawals
     # 200 transactions: two time deposits, both refused as unavailable; nothing else affected
     assert down["unavailable_while_down"] == 2, down
     assert down["system_errors_by_operation"] == {"time_deposit": 2}, down

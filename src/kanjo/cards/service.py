@@ -365,21 +365,18 @@ async def reserve_daily_amount(c: Cards, request_id: int, card_id: int, business
     more and a refusal is remembered. It checks only the limit: `verify_card` decides whether the card may be
     used at all."""
     check_amount(amount_minor)
-    refused: DailyLimitExceeded | None = None
-    async with c.pool.acquire() as conn, conn.transaction():
-        row = await _locked(conn, card_id)  # serialises the card's reservations and limit changes
-        if not await store.claim_reservation(conn, request_id, card_id, business_date, amount_minor):
-            return await _reserved_before(conn, row, request_id, business_date, amount_minor)
-        used = await store.used(conn, card_id, business_date)
-        if used + amount_minor > row.daily_limit_minor:
-            refused = DailyLimitExceeded(row.daily_limit_minor, max(row.daily_limit_minor - used, 0))
-            await store.refuse_reservation(conn, request_id, refused.remaining_minor, refused.limit_minor)
-        else:
-            used = await store.add_usage(conn, card_id, business_date, amount_minor, row.daily_limit_minor)
-            invariant(used <= row.daily_limit_minor, "a card's daily usage stays within its limit")
-    if refused is not None:
-        _refuse(refused, row)
-    return DailyReservation(request_id, card_id, business_date, amount_minor, used, row.daily_limit_minor,
+    async with c.pool.acquire() as conn:
+        outcome, used, limit_minor = await store.reserve_daily(conn, request_id, card_id, business_date, amount_minor)
+    if outcome == "unknown_card":
+        raise NotFound(f"no card {uuid.UUID(int=card_id)}")
+    if outcome == "replay":
+        async with c.pool.acquire() as conn, conn.transaction():
+            return await _reserved_before(conn, await _locked(conn, card_id), request_id, business_date,
+                                          amount_minor)
+    if outcome == "refused":
+        _refuse(DailyLimitExceeded(limit_minor, max(limit_minor - used, 0)), None)
+    invariant(used <= limit_minor, "a card's daily usage stays within its limit")
+    return DailyReservation(request_id, card_id, business_date, amount_minor, used, limit_minor,
                             released=False, replayed=False)
 
 

@@ -155,6 +155,15 @@ async def claim_reservation(conn: asyncpg.Connection, request_id: int, card_id: 
     return bool(done)
 
 
+async def reserve_daily(conn: asyncpg.Connection, request_id: int, card_id: int, business_date: dt.date,
+                        amount_minor: int) -> tuple[str, int, int]:
+    """(outcome, used, limit) of cards.reserve_daily: 'reserved', 'refused', 'replay' or 'unknown_card'."""
+    row = await conn.fetchrow("SELECT outcome, used_minor, limit_minor FROM cards.reserve_daily($1, $2, $3, $4)",
+                              request_id, card_id, business_date, amount_minor)
+    assert row is not None
+    return str(row["outcome"]), int(row["used_minor"]), int(row["limit_minor"])
+
+
 async def refuse_reservation(conn: asyncpg.Connection, request_id: int, remaining_minor: int,
                              limit_minor: int) -> None:
     await conn.execute("UPDATE cards.reservations SET state = 'refused', remaining_minor = $2, limit_minor = $3"

@@ -21,6 +21,7 @@ from kanjo.ledger import CreateTransferResult, PendingStatus, Transfer, Transfer
 
 R = CreateTransferResult
 LEG = "hold"
+NS_PER_S = 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,11 @@ async def place_atm_hold(d: Deposits, request_id: int, account_id: int, amount_m
         raise LimitReached(limits.get("deposit_hold_timeout_s_max"), timeout_s)
     posting = await _move(d, request_id, LEG, account_id, gl_account_id(ATM_CASH), amount_minor,
                           ATM_WITHDRAWAL_CODE, customer_side=[account_id], hold_timeout_s=timeout_s)
-    return await _read(d, posting.transfer_id, replayed=posting.replayed)
+    if posting.replayed:  # a retry: the hold may have moved on since (posted, voided, expired)
+        return await _read(d, posting.transfer_id, replayed=True)
+    # just placed: pending, expiring as the ledger computes it (no read back on the ATM's busiest path)
+    return Hold(posting.transfer_id, account_id, posting.amount_minor, PendingStatus.PENDING,
+                posting.timestamp + timeout_s * NS_PER_S)
 
 
 async def hold_status(d: Deposits, request_id: int) -> Hold | None:

@@ -102,3 +102,8 @@ def _check_interest_limits() -> None:
 
 
 _check_interest_limits()
+TOUCHED_REMEMBERED_MAX = limits.declare(
+    "deposit_touched_remembered_max", 200_000, "accounts",
+    "accounts whose activity of the day one process remembers having recorded (about 10 MB); past it the memory is"
+    " dropped and the next movement of each account writes its date again (harmless: the same date)",
+).maximum

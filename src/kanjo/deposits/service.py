@@ -35,6 +35,7 @@ from kanjo.deposits.limits import (
     STATEMENT_LINES_MAX,
     STATEMENT_PERIOD_MONTHS_MAX,
     STATEMENT_TRANSFERS_SCANNED_MAX,
+    TOUCHED_REMEMBERED_MAX,
 )
 from kanjo.deposits.model import (
     ATM_DEPOSIT_CODE,
@@ -95,6 +96,8 @@ class Deposits:
     # Statement and passbook wording of every transfer code that can touch a deposit account (其の他 contexts'
     # codes are added by the app: 定期預入, 手数料, カードローン…).
     labels: Mapping[int, str] = field(default_factory=lambda: dict(CODE_LABELS))
+    # Accounts whose activity of a business date this process already recorded (bounded: see _touch).
+    touched: dict[int, dt.date] = field(default_factory=dict)
 
 
 class NotFound(Exception):
@@ -297,19 +300,37 @@ async def _move(d: Deposits, request_id: int, leg: str, debit_id: int, credit_id
                  ledger=JPY, code=code, business_date=d.business_date())
     if hold_timeout_s:  # a hold: reserved now, posted or voided later (see holds.py)
         t.flags, t.timeout = int(TransferFlags.PENDING), hold_timeout_s
+    accounts = [await get_account(d, account_id) for account_id in customer_side]
+    plain = all(a.subject is not Subject.SOGO for a in accounts)
+    if plain and all(_may_move(a, debit_id) for a in accounts):
+        # the usual case, in one ledger request: the ledger itself tells a retry of the same movement (EXISTS)
+        [outcome] = await d.ledger.create_transfers([t])
+        if outcome.result is R.OK or outcome.result is R.EXISTS:
+            await _touch(d, customer_side, t.business_date or d.business_date())
+            return Posting(t.id, outcome.amount, outcome.timestamp, replayed=outcome.result is R.EXISTS)
+        if not outcome.result.name.startswith("EXISTS_WITH_DIFFERENT_"):
+            raise _refusal(outcome.result, d, t.debit_account_id, t.amount)
+    # a retry (of another business date, of a 総合口座's chain), a 総合口座, or an account that refuses money now
     prior = await d.ledger.lookup_transfers([transfer_id])
     if prior and prior[0].flags & int(TransferFlags.LINKED):
         return _replayed(prior[0], t)  # part of a 総合口座's chain: compared here, the chain is not posted again
     if prior:  # a retry: the ledger compares it with the first
         t.business_date = prior[0].business_date
         return await _post(d, t, customer_side)
-    accounts = [await get_account(d, account_id) for account_id in customer_side]
     for account in accounts:  # a first attempt: the accounts must allow it now
         check_can_move(account.status, debit=account.id == debit_id)
     general = [a.id for a in accounts if a.subject is Subject.SOGO]
     if general:
         return await _move_general(d, request_id, leg, t, general, customer_side)
     return await _post(d, t, customer_side)
+
+
+def _may_move(account: DepositAccount, debit_id: int) -> bool:
+    try:
+        check_can_move(account.status, debit=account.id == debit_id)
+    except Refused:
+        return False
+    return True
 
 
 def _replayed(prior: Transfer, t: Transfer) -> Posting:
@@ -324,10 +345,22 @@ async def _post(d: Deposits, t: Transfer, customer_side: list[int]) -> Posting:
     [outcome] = await d.ledger.create_transfers([t])
     result = outcome.result
     if result is R.OK or result is R.EXISTS:
-        async with d.pool.acquire() as conn:
-            await store.touch(conn, customer_side, t.business_date or d.business_date())
+        await _touch(d, customer_side, t.business_date or d.business_date())
         return Posting(t.id, outcome.amount, outcome.timestamp, replayed=result is R.EXISTS)
     raise _refusal(result, d, t.debit_account_id, t.amount)
+
+
+async def _touch(d: Deposits, account_ids: list[int], on: dt.date) -> None:
+    """Record the customers' activity of the day (dormancy.py): once per account and day from this process — the
+    busiest accounts move many times a day, and a second write of the same date changes nothing."""
+    fresh = [a for a in account_ids if d.touched.get(a) != on]
+    if not fresh:
+        return
+    async with d.pool.acquire() as conn:
+        await store.touch(conn, fresh, on)
+    if len(d.touched) + len(fresh) > TOUCHED_REMEMBERED_MAX:
+        d.touched.clear()
+    d.touched.update(dict.fromkeys(fresh, on))
 
 
 async def _move_general(d: Deposits, request_id: int, leg: str, main: Transfer, general: list[int],

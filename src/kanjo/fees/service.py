@@ -128,16 +128,19 @@ async def charge_fee(f: Fees, request_id: int, account_id: int, fee: FeeQuote,
         raise Refused("unknown_account", f"no ordinary or current deposit account {uuid.UUID(int=account_id)}")
     fee_id, transfer_id = derived_id(request_id, "fee"), derived_id(request_id, "charge")
     t = Transfer(id=transfer_id, debit_account_id=account_id, credit_account_id=gl_account_id(FEE_INCOME),
-                 amount=fee.amount_minor, ledger=JPY, code=FEE_CODE, user_data_128=fee_id)
+                 amount=fee.amount_minor, ledger=JPY, code=FEE_CODE, user_data_128=fee_id,
+                 business_date=f.business_date())
     [outcome] = await f.ledger.create_transfers([t])
     if outcome.result not in (R.OK, R.EXISTS):
         raise _refusal(outcome.result, fee.amount_minor)
-    [posted] = await f.ledger.lookup_transfers([transfer_id])
-    invariant(posted.amount == fee.amount_minor, "the ledger moved exactly the fee")
+    booked_on = t.business_date
+    if outcome.result is R.EXISTS:  # a retry after the charge's record was lost: the first posting's date
+        [posted] = await f.ledger.lookup_transfers([transfer_id])
+        booked_on = posted.business_date
+    invariant(outcome.amount == fee.amount_minor, "the ledger moved exactly the fee")
     async with f.pool.acquire() as conn:
         await store.insert_charge(conn, fee_id, request_id, transfer_id, account_id, fee.amount_minor, fee.rule_id,
-                                  rule.channel.value, fee.reason, at or f.now(), posted.business_date or
-                                  f.business_date())
+                                  rule.channel.value, fee.reason, at or f.now(), booked_on or f.business_date())
     return ChargedFee(fee_id, transfer_id, account_id, fee.amount_minor, fee.rule_id, outcome.result is R.EXISTS)
 
 
