@@ -11,7 +11,7 @@ from kanjo import __version__
 from kanjo.bank import build_bank, build_hub
 from kanjo.business_calendar.api import router as calendar_router
 from kanjo.cards.api import router as cards_router
-from kanjo.channels import AtmChannel, atm_router, run_atm_sweeper
+from kanjo.channels import AtmChannel, AtmWire, atm_router, run_atm_sweeper
 from kanjo.customers.api import router as customers_router
 from kanjo.deposits.api import router as deposits_router
 from kanjo.deposits.interest_api import router as interest_router
@@ -58,6 +58,9 @@ def create_app(ledger: Ledger | None, *, pin_key_bytes: bytes | None = None) -> 
                                    business_date=bank.business_date,
                                    ack_timeout_s=load_settings().atm_ack_timeout_s)
     app.add_middleware(BodySizeLimit)
+    # the ATM protocol's messages (most of the traffic) skip the framework's routing and middleware (wire.py)
+    app.add_middleware(AtmWire, channel=lambda: getattr(app.state, "atm", None), busy=(LedgerBusy,),
+                       unavailable=(LedgerUnavailable,))
     install_error_handlers(app, busy=(LedgerBusy,), unavailable=(LedgerUnavailable,))
     install_operational_routes(app)
     app.include_router(ledger_router)

@@ -289,3 +289,25 @@ async def test_unknown_atm_and_registry(atm: Atm) -> None:
     shown = (await atm.api.get("/atm/v1/notices", params={"atm_id": "A0001"})).json()["notices"]
     assert [n["text"] for n in shown] == ["本日 23:00 から 23:30 まで保守のため停止します。"]
     assert (await atm.api.get("/atm/v1/notices", params={"atm_id": "A0002"})).json()["notices"] == []
+
+
+async def test_bad_messages_get_the_same_clear_errors_on_the_hot_path(atm: Atm) -> None:
+    """The protocol's messages are served in front of the web framework (wire.py): bad input is answered as every
+    other route answers it, and changes nothing."""
+    r = await atm.api.post("/atm/v1/withdrawal", content=b'{"atm_id": "A0001", "journal_no": ')
+    assert (r.status_code, r.json()["error"]) == (400, "malformed_json")
+    r = await atm.api.post("/atm/v1/withdrawal", json={"atm_id": "A0001", "journal_no": 77, "card": atm.card()})
+    assert (r.status_code, r.json()["error"]) == (422, "invalid_field")
+    assert r.json()["fields"][0]["field"] == "amount_minor"
+    r = await atm.api.post("/atm/v1/deposit", json=[1, 2, 3])
+    assert (r.status_code, r.json()["error"]) == (422, "invalid_field")
+    r = await atm.api.post("/atm/v1/withdrawal/ack", json={"atm_id": "ZZZZ9", "journal_no": 1, "dispensed_minor": 0})
+    assert (r.status_code, r.json()["error"]) == (404, "not_found")
+    r = await atm.api.post("/atm/v1/inquiry", content=b"{" + b" " * (9 * 1024 * 1024) + b"}")
+    too_large = (r.status_code, r.json()["error"], r.json()["limit"])
+    assert too_large == (413, "limit_reached", "http_request_body_bytes_max")
+    # the same model's refusal through the framework's own route (not on the hot path) has the same shape
+    r = await atm.api.post("/v1/atms", json={"machines": [{"atm_id": "A0001"}]})
+    assert (r.status_code, r.json()["error"]) == (422, "invalid_field")
+    assert await atm.balance() == 300_000
+    await atm.books_ok()

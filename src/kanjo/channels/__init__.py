@@ -12,10 +12,12 @@ from kanjo.channels.atm.service import PRODUCTS as ATM_PRODUCTS
 from kanjo.channels.atm.service import AtmChannel
 from kanjo.channels.atm.sweep import run_sweeper as run_atm_sweeper
 from kanjo.channels.atm.sweep import sweep_overdue as sweep_atm_overdue
+from kanjo.channels.atm.wire import AtmWire
 
 __all__ = [
     "ATM_PRODUCTS",
     "AtmChannel",
+    "AtmWire",
     "MachineKind",
     "atm_in_doubt_report",
     "atm_router",

@@ -7,8 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 
-from kanjo.channels.atm import cash_in, cash_out, operations, reconcile, registry
-from kanjo.channels.atm.model import Operation, request_id_of
+from kanjo.channels.atm import messages, reconcile, registry
 from kanjo.channels.atm.schemas import (
     AckIn,
     AnswerOut,
@@ -23,7 +22,7 @@ from kanjo.channels.atm.schemas import (
     TransferIn,
     WithdrawalIn,
 )
-from kanjo.channels.atm.service import AtmChannel, Reply, UnknownMachine, handle_message
+from kanjo.channels.atm.service import AtmChannel, Reply, UnknownMachine
 from kanjo.platform.http import ERROR_RESPONSES, FastJSONResponse
 
 router = APIRouter(tags=["atm"], responses=ERROR_RESPONSES)
@@ -39,35 +38,30 @@ def _ch(request: Request) -> AtmChannel:
 
 
 def _send(reply: Reply) -> FastJSONResponse:
-    headers = {"Retry-After": str(int(reply.body.get("retry_after_s") or 1))} if reply.status == 503 else None
-    return FastJSONResponse(reply.body, status_code=reply.status, headers=headers)
+    return FastJSONResponse(reply.body, status_code=reply.status, headers=retry_after(reply))
+
+
+def retry_after(reply: Reply) -> dict[str, str] | None:
+    """A 503's Retry-After, in whole seconds (at least one)."""
+    return {"Retry-After": str(int(reply.body.get("retry_after_s") or 1))} if reply.status == 503 else None
 
 
 @router.post("/atm/v1/inquiry", summary="Balance inquiry (残高照会)", responses=ANSWERS)
 async def inquiry(body: InquiryIn, request: Request) -> FastJSONResponse:
-    ch = _ch(request)
-    return _send(await handle_message(
-        ch, body.atm_id, body.journal_no, Operation.INQUIRY, {"card": body.card.number},
-        lambda kind: operations.inquiry(ch, kind, body.card.number, body.card.pin)))
+    return _send(await messages.inquiry(_ch(request), body))
 
 
 @router.post("/atm/v1/withdrawal", summary="Authorise a cash withdrawal (お引出し): hold, then dispense",
              responses=ANSWERS)
 async def withdrawal(body: WithdrawalIn, request: Request) -> FastJSONResponse:
-    ch = _ch(request)
-    rid = request_id_of(body.atm_id, body.journal_no)
-    return _send(await handle_message(
-        ch, body.atm_id, body.journal_no, Operation.WITHDRAWAL,
-        {"card": body.card.number, "amount": body.amount_minor},
-        lambda kind: cash_out.authorise(ch, kind, rid, body.card.number, body.card.pin, body.amount_minor)))
+    return _send(await messages.withdrawal(_ch(request), body))
 
 
 @router.post("/atm/v1/withdrawal/ack", summary="The ATM's acknowledgement of a withdrawal: post or void the hold",
              responses=ANSWERS)
 async def acknowledge(body: AckIn, request: Request) -> FastJSONResponse:
-    ch = _ch(request)
     try:
-        return _send(await cash_out.acknowledge(ch, body.atm_id, body.journal_no, body.dispensed_minor))
+        return _send(await messages.withdrawal_ack(_ch(request), body))
     except UnknownMachine as e:
         raise HTTPException(404, str(e)) from None
 
@@ -75,54 +69,32 @@ async def acknowledge(body: AckIn, request: Request) -> FastJSONResponse:
 @router.post("/atm/v1/deposit", summary="Cash deposit (お預入れ): may the counted notes be stored? Credits nothing yet",
              responses=ANSWERS)
 async def deposit(body: DepositIn, request: Request) -> FastJSONResponse:
-    ch = _ch(request)
-    return _send(await handle_message(
-        ch, body.atm_id, body.journal_no, Operation.DEPOSIT, {"card": body.card.number, "amount": body.amount_minor},
-        lambda kind: cash_in.accept(ch, kind, body.card.number, body.amount_minor)))
+    return _send(await messages.deposit(_ch(request), body))
 
 
 @router.post("/atm/v1/deposit/ack", summary="The ATM stored the notes (credit the account) or gave them back",
              responses=ANSWERS)
 async def deposit_acknowledge(body: DepositAckIn, request: Request) -> FastJSONResponse:
-    ch = _ch(request)
     try:
-        return _send(await cash_in.confirm(ch, body.atm_id, body.journal_no, body.stored_minor))
+        return _send(await messages.deposit_ack(_ch(request), body))
     except UnknownMachine as e:
         raise HTTPException(404, str(e)) from None
 
 
 @router.post("/atm/v1/transfer", summary="Transfer (お振込み) to an account of this bank", responses=ANSWERS)
 async def transfer(body: TransferIn, request: Request) -> FastJSONResponse:
-    ch = _ch(request)
-    rid = request_id_of(body.atm_id, body.journal_no)
-    to = body.to
-    return _send(await handle_message(
-        ch, body.atm_id, body.journal_no, Operation.TRANSFER,
-        {"card": body.card.number, "to": f"{to.branch_code}-{to.account_number}", "amount": body.amount_minor},
-        lambda kind: operations.transfer_to(ch, kind, rid, body.card.number, body.card.pin, to.branch_code,
-                                            int(to.account_number), body.amount_minor)))
+    return _send(await messages.transfer(_ch(request), body))
 
 
 @router.post("/atm/v1/passbook", summary="Passbook update (記帳)", responses=ANSWERS)
 async def passbook(body: PassbookIn, request: Request) -> FastJSONResponse:
-    ch = _ch(request)
-    rid = request_id_of(body.atm_id, body.journal_no)
-    book = body.passbook
-    return _send(await handle_message(
-        ch, body.atm_id, body.journal_no, Operation.PASSBOOK, {"passbook": f"{book.branch_code}-{book.account_number}"},
-        lambda kind: operations.passbook(ch, kind, rid, book.branch_code, int(book.account_number))))
+    return _send(await messages.passbook(_ch(request), body))
 
 
 @router.post("/atm/v1/time-deposit", summary="Place a time deposit (定期預金の預入) from the card's account",
              responses=ANSWERS)
 async def time_deposit(body: TimeDepositIn, request: Request) -> FastJSONResponse:
-    ch = _ch(request)
-    rid = request_id_of(body.atm_id, body.journal_no)
-    return _send(await handle_message(
-        ch, body.atm_id, body.journal_no, Operation.TIME_DEPOSIT,
-        {"card": body.card.number, "amount": body.amount_minor, "term": body.term_months},
-        lambda kind: operations.time_deposit(ch, kind, rid, body.card.number, body.card.pin, body.amount_minor,
-                                             body.term_months)))
+    return _send(await messages.time_deposit(_ch(request), body))
 
 
 @router.post("/atm/v1/journal", summary="Upload the ATM's journal for reconciliation")
