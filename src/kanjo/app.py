@@ -11,7 +11,19 @@ from kanjo import __version__
 from kanjo.bank import build_bank, build_hub
 from kanjo.business_calendar.api import router as calendar_router
 from kanjo.cards.api import router as cards_router
-from kanjo.channels import AtmChannel, AtmWire, atm_router, run_atm_sweeper
+from kanjo.channels import (
+    AtmChannel,
+    AtmWire,
+    OpenApiChannel,
+    TellerChannel,
+    atm_router,
+    openapi_bank_router,
+    openapi_router,
+    run_atm_sweeper,
+    run_openapi_housekeeping,
+    run_teller_sweeper,
+    teller_router,
+)
 from kanjo.customers.api import router as customers_router
 from kanjo.deposits.api import router as deposits_router
 from kanjo.deposits.interest_api import router as interest_router
@@ -57,6 +69,11 @@ def create_app(ledger: Ledger | None, *, pin_key_bytes: bytes | None = None) -> 
                                    fees=bank.fees, time_deposits=bank.time_deposits,
                                    business_date=bank.business_date,
                                    ack_timeout_s=load_settings().atm_ack_timeout_s)
+        app.state.teller = TellerChannel.from_settings(
+            pool=ledger.pool, hub=app.state.hub, deposits=bank.deposits, cards=bank.cards, fees=bank.fees,
+            time_deposits=bank.time_deposits, calendar=bank.calendar, business_date=bank.business_date)
+        app.state.openapi = OpenApiChannel(pool=ledger.pool, hub=app.state.hub, deposits=bank.deposits,
+                                           cards=bank.cards, fees=bank.fees)
     app.add_middleware(BodySizeLimit)
     # the ATM protocol's messages (most of the traffic) skip the framework's routing and middleware (wire.py)
     app.add_middleware(AtmWire, channel=lambda: getattr(app.state, "atm", None), busy=(LedgerBusy,),
@@ -76,6 +93,9 @@ def create_app(ledger: Ledger | None, *, pin_key_bytes: bytes | None = None) -> 
     app.include_router(cards_router)
     app.include_router(hub_router)
     app.include_router(atm_router)
+    app.include_router(teller_router)
+    app.include_router(openapi_router)
+    app.include_router(openapi_bank_router)
     app.include_router(ops_router)
 
     @app.get("/healthz", tags=["operations"], summary="The process answers")
@@ -99,6 +119,9 @@ async def start_background(app: FastAPI) -> None:
     app.state.hub.start()
     await app.state.atm.load_machines()
     app.state.background = [asyncio.create_task(run_atm_sweeper(app.state.atm), name="atm-sweeper")]
+    app.state.background.append(asyncio.create_task(run_teller_sweeper(app.state.teller), name="teller-expiry"))
+    app.state.background.append(asyncio.create_task(run_openapi_housekeeping(app.state.openapi),
+                                                    name="openapi-housekeeping"))
 
 
 async def stop_background(app: FastAPI) -> None:

@@ -116,7 +116,7 @@ ROUTES: dict[Partition, tuple[str, ...]] = {
     Partition.OTHER_ATM: ("cards", "deposits", "fees", "loans"),
     Partition.TELLER: tuple(BUSINESS_ANSWERS),
     Partition.INTERNET: ("customers", "deposits", "fees", "time_deposits", "loans"),
-    Partition.OPEN_API: ("deposits", "fees"),
+    Partition.OPEN_API: ("cards", "deposits", "fees"),  # cards: the customer authorises a consent with card+PIN
     Partition.BATCH: tuple(BUSINESS_ANSWERS),
 }
 

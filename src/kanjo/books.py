@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from kanjo.cards import verify_cards
+from kanjo.channels import verify_teller_audit
 from kanjo.deposits import verify_deposits
 from kanjo.fees import verify_fees
 from kanjo.ledger import verify_ledger
@@ -28,6 +29,9 @@ async def verify_books(conn: asyncpg.Connection, business_date: dt.date) -> dict
     report["products"] = products
     report["business_date"] = str(business_date)
     report["ok"] = bool(report["ok"]) and all(p["ok"] for p in products.values())
+    # The teller channel's audit trail: its hash chain recomputed (tampering with any entry is a break).
+    report["teller_audit"] = await verify_teller_audit(conn)
+    report["ok"] = report["ok"] and report["teller_audit"]["ok"]
     return report
 
 

@@ -111,11 +111,13 @@ async def _load_and_serve(app: Any, settings: Settings, dsn: str, applied: list[
                           demo: bool) -> None:
     import uvicorn
 
-    from kanjo.demo import load_demo, load_demo_atms
+    from kanjo.demo import load_demo, load_demo_atms, load_demo_operators
 
     loaded = await load_demo(app.state.bank) if demo else None
+    operators: list[dict[str, str]] = []
     if demo:
         await load_demo_atms(app.state.atm)
+        operators = await load_demo_operators(app.state.teller, settings.environment)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                            access_log=False, lifespan="off"))
     base = f"http://{host}:{port}"
@@ -123,6 +125,9 @@ async def _load_and_serve(app: Any, settings: Settings, dsn: str, applied: list[
               + (f", migrations applied: {len(applied)}" if applied else ""))
     if loaded:
         err.print(f"  demo bank: {loaded} (ATMs A0001, A0002, B0001, C0001)")
+    if operators:
+        err.print("  teller     /teller/v1 (branch 001; passwords for this run): " + ", ".join(
+            f"{o['operator_id']} {o['role']} {o['password']}" for o in operators))
     err.print(f"  API docs   {base}/docs\n  metrics    {base}/metrics\n  limits     {base}/v1/limits\n"
               f"  health     {base}/health (partitions and products)\n  check the books: .venv/bin/kanjo verify\n"
               f"  Ctrl-C stops kanjo" + ("" if settings.database_url else " and its embedded PostgreSQL"))

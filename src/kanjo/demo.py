@@ -124,6 +124,11 @@ async def load_demo_atms(atm: channels.AtmChannel) -> int:
     return len(await channels.register_atms(atm, list(DEMO_ATMS)))
 
 
+async def load_demo_operators(teller: channels.TellerChannel, environment: str) -> list[dict[str, str]]:
+    """Branch 001's operators for the demo, each with a fresh password for this run (there is no default one)."""
+    return await channels.seed_teller_operators(teller, environment)
+
+
 def pin_of(n: int) -> str:
     """A card holder's PIN in the demo and benches: derived from the number, never a weak one (a repeated digit
     or a run), so the cards context accepts it."""

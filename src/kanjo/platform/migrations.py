@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import asyncpg
 
 # Contexts in dependency order; each owns its own schema.
-CONTEXTS = ("ledger", "customers", "deposits", "cards", "time_deposits", "fees", "loans", "channels.atm")
+CONTEXTS = ("ledger", "customers", "deposits", "cards", "time_deposits", "fees", "loans", "channels.atm",
+            "channels.teller", "channels.openapi")
 
 
 @dataclass(frozen=True)
