@@ -15,6 +15,7 @@ import structlog
 
 from kanjo.cards import card_for_deposit
 from kanjo.channels.atm import store
+from kanjo.channels.atm.acknowledgement import AckRules, acknowledge_item
 from kanjo.channels.atm.cash_out import IN_DOUBT_RESOLVED, ack_reply
 from kanjo.channels.atm.model import (
     ACK_REUSED_TEXT,
@@ -25,14 +26,12 @@ from kanjo.channels.atm.model import (
     approved,
     refused,
     request_id_of,
-    unavailable,
 )
 from kanjo.channels.atm.operations import charge
-from kanjo.channels.atm.service import FEE_CHANNEL_OF, SYSTEM_ERRORS, AtmChannel, Reply
+from kanjo.channels.atm.service import FEE_CHANNEL_OF, AtmChannel, Reply
 from kanjo.deposits import Refused as DepositRefused
 from kanjo.deposits import balance, check_cash_deposit, deposit_at_atm
 from kanjo.fees import FeeQuote, Kind, quote
-from kanjo.hub import HubError
 
 log = structlog.get_logger("kanjo.atm")
 DEPOSIT = Operation.DEPOSIT.value
@@ -56,41 +55,8 @@ async def accept(ch: AtmChannel, kind: MachineKind, card_number: str, amount_min
 
 
 async def confirm(ch: AtmChannel, atm_id: str, journal_no: int, stored_minor: int) -> Reply:
-    """Phase two: the ATM says how much it stored (the whole counted amount, or nothing: the notes went back).
-    A system error records nothing: the ATM sends it again, and every step is idempotent."""
-    try:
-        return await _confirm(ch, atm_id, journal_no, stored_minor)
-    except HubError as e:
-        SYSTEM_ERRORS.labels("deposit_ack", e.code).inc()
-        return Reply(503, unavailable("busy", e.message, [], e.retry_after_s or 1.0).body(atm_id, journal_no))
-
-
-async def _confirm(ch: AtmChannel, atm_id: str, journal_no: int, stored_minor: int) -> Reply:
-    kind = ch.kind_of(atm_id)
-    async with ch.pool.acquire() as conn:
-        d = await store.withdrawal(conn, atm_id, journal_no, DEPOSIT)
-    early = _early_answer(d, atm_id, journal_no, stored_minor)
-    if early is not None:
-        return early
-    assert d is not None
-    if d.hold_state == HoldState.AUTHORISED.value:  # the usual case: no connection is held across the ledger
-        answer = await settle_accepted(ch, kind, d, stored_minor)
-        if answer is not None:
-            body = answer.body(atm_id, journal_no)
-            async with ch.pool.acquire() as conn:
-                if await store.settle_authorised(conn, atm_id, journal_no, state_after(answer.code, d),
-                                                 stored_minor, body):
-                    return Reply(200, body)
-    async with ch.pool.acquire() as conn, conn.transaction():  # the sweep or the journal got there first
-        d = await store.lock_withdrawal(conn, atm_id, journal_no, DEPOSIT)
-        early = _early_answer(d, atm_id, journal_no, stored_minor)
-        if early is not None:
-            return early
-        assert d is not None
-        answer = await _settle_otherwise(ch, conn, kind, d, stored_minor)
-        body = answer.body(atm_id, journal_no)
-        await store.settle_withdrawal(conn, atm_id, journal_no, state_after(answer.code, d), stored_minor, body)
-    return Reply(200, body)
+    """Phase two: the ATM says how much it stored (the whole counted amount, or nothing: the notes went back)."""
+    return await acknowledge_item(ch, RULES, atm_id, journal_no, stored_minor)
 
 
 def _early_answer(d: store.CashItem | None, atm_id: str, journal_no: int, stored_minor: int) -> Reply | None:
@@ -145,6 +111,9 @@ async def _settle_otherwise(ch: AtmChannel, conn: asyncpg.Connection, kind: Mach
     log.error("atm_acknowledgement_conflicts", atm=d.atm_id, journal_no=d.journal_no, state=d.hold_state,
               stored_minor=stored_minor)
     return refused("in_doubt", screen="係員が確認します。")
+
+
+RULES = AckRules(DEPOSIT, "deposit_ack", _early_answer, settle_accepted, _settle_otherwise, state_after)
 
 
 def _fee(d: store.CashItem) -> FeeQuote:

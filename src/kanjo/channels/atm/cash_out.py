@@ -14,23 +14,23 @@ from prometheus_client import Counter
 
 from kanjo.cards import release_daily_amount, reserve_daily_amount, verify_card
 from kanjo.channels.atm import store
+from kanjo.channels.atm.acknowledgement import AckRules, acknowledge_item
 from kanjo.channels.atm.limits import HOLD_MARGIN_S
 from kanjo.channels.atm.model import (
     ACK_REUSED_TEXT,
     HoldState,
     JournalOutcome,
     MachineKind,
+    Operation,
     approved,
     refused,
     request_id_of,
-    unavailable,
 )
 from kanjo.channels.atm.operations import charge
-from kanjo.channels.atm.service import FEE_CHANNEL_OF, SYSTEM_ERRORS, AtmChannel, Reply
+from kanjo.channels.atm.service import FEE_CHANNEL_OF, AtmChannel, Reply
 from kanjo.deposits import Refused as DepositRefused
 from kanjo.deposits import derived_id, place_atm_hold, post_atm_withdrawal, post_hold, void_hold
 from kanjo.fees import FeeQuote, Kind, quote
-from kanjo.hub import HubError
 
 log = structlog.get_logger("kanjo.atm")
 IN_DOUBT_RESOLVED = Counter("kanjo_atm_in_doubt_resolved_total", "in-doubt cash items settled, by resolution",
@@ -62,41 +62,8 @@ async def authorise(ch: AtmChannel, kind: MachineKind, request_id: int, card_num
 
 
 async def acknowledge(ch: AtmChannel, atm_id: str, journal_no: int, dispensed_minor: int) -> Reply:
-    """The ATM says how much cash left the machine for this authorisation; post, void, or settle the doubt.
-    A system error records nothing: the ATM sends the acknowledgement again, and every step is idempotent."""
-    try:
-        return await _acknowledge(ch, atm_id, journal_no, dispensed_minor)
-    except HubError as e:
-        SYSTEM_ERRORS.labels("withdrawal_ack", e.code).inc()
-        return Reply(503, unavailable("busy", e.message, [], e.retry_after_s or 1.0).body(atm_id, journal_no))
-
-
-async def _acknowledge(ch: AtmChannel, atm_id: str, journal_no: int, dispensed_minor: int) -> Reply:
-    kind = ch.kind_of(atm_id)
-    async with ch.pool.acquire() as conn:
-        w = await store.withdrawal(conn, atm_id, journal_no)
-    early = _early_answer(w, atm_id, journal_no, dispensed_minor)
-    if early is not None:
-        return early
-    assert w is not None
-    if w.hold_state == HoldState.AUTHORISED.value:  # the usual case: no connection is held across the ledger
-        answer = await settle_authorised(ch, kind, w, dispensed_minor)
-        if answer is not None:
-            body = answer.body(atm_id, journal_no)
-            async with ch.pool.acquire() as conn:
-                if await store.settle_authorised(conn, atm_id, journal_no, state_after(answer.code, w),
-                                                 dispensed_minor, body):
-                    return Reply(200, body)
-    async with ch.pool.acquire() as conn, conn.transaction():  # the sweep or the journal got there first
-        w = await store.lock_withdrawal(conn, atm_id, journal_no)
-        early = _early_answer(w, atm_id, journal_no, dispensed_minor)
-        if early is not None:
-            return early
-        assert w is not None
-        answer = await _settle_otherwise(ch, conn, kind, w, dispensed_minor)
-        body = answer.body(atm_id, journal_no)
-        await store.settle_withdrawal(conn, atm_id, journal_no, state_after(answer.code, w), dispensed_minor, body)
-    return Reply(200, body)
+    """The ATM says how much cash left the machine for this authorisation; post, void, or settle the doubt."""
+    return await acknowledge_item(ch, RULES, atm_id, journal_no, dispensed_minor)
 
 
 def _early_answer(w: store.Withdrawal | None, atm_id: str, journal_no: int, dispensed_minor: int) -> Reply | None:
@@ -150,6 +117,10 @@ async def _settle_otherwise(ch: AtmChannel, conn: asyncpg.Connection, kind: Mach
     log.error("atm_acknowledgement_conflicts", atm=w.atm_id, journal_no=w.journal_no, state=w.hold_state,
               dispensed_minor=dispensed_minor)
     return refused("in_doubt", screen="係員が確認します。")
+
+
+RULES = AckRules(Operation.WITHDRAWAL.value, "withdrawal_ack", _early_answer, settle_authorised,
+                 _settle_otherwise, state_after)
 
 
 def _fee(w: store.Withdrawal) -> FeeQuote:

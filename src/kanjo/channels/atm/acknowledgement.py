@@ -1,0 +1,65 @@
+"""An ATM's acknowledgement of a cash item, whichever way the cash went (a withdrawal dispensed, a deposit stored):
+settled at once while the item waits for it, else under the item's lock when the sweep or the journal got there
+first. The rules of each kind of item (cash_out.py, cash_in.py) say what settling means."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from kanjo.channels.atm import store
+from kanjo.channels.atm.model import HoldState, MachineKind, unavailable
+from kanjo.channels.atm.service import SYSTEM_ERRORS, AtmChannel, Reply
+from kanjo.hub import HubError
+
+
+@dataclass(frozen=True, slots=True)
+class AckRules:
+    operation: str  # withdrawal or deposit
+    label: str  # the acknowledgement's name in the system-error metric
+    early: Callable[[store.CashItem | None, str, int, int], Reply | None]  # unknown, answered, impossible amount
+    settle: Callable[[AtmChannel, MachineKind, store.CashItem, int], Awaitable[Any]]  # None: take the slow path
+    otherwise: Callable[[AtmChannel, asyncpg.Connection, MachineKind, store.CashItem, int], Awaitable[Any]]
+    state_after: Callable[[str, store.CashItem], str]
+
+
+async def acknowledge_item(ch: AtmChannel, rules: AckRules, atm_id: str, journal_no: int, moved_minor: int) -> Reply:
+    """A system error records nothing: the ATM sends the acknowledgement again, and every step is idempotent.
+    Raises UnknownMachine for an ATM not registered."""
+    try:
+        return await _acknowledge(ch, rules, atm_id, journal_no, moved_minor)
+    except HubError as e:
+        SYSTEM_ERRORS.labels(rules.label, e.code).inc()
+        return Reply(503, unavailable("busy", e.message, [], e.retry_after_s or 1.0).body(atm_id, journal_no))
+
+
+async def _acknowledge(ch: AtmChannel, rules: AckRules, atm_id: str, journal_no: int, moved_minor: int) -> Reply:
+    kind = ch.kind_of(atm_id)
+    async with ch.pool.acquire() as conn:
+        item = await store.withdrawal(conn, atm_id, journal_no, rules.operation)
+    early = rules.early(item, atm_id, journal_no, moved_minor)
+    if early is not None:
+        return early
+    assert item is not None
+    if item.hold_state == HoldState.AUTHORISED.value:  # the usual case: no connection is held across the ledger
+        answer = await rules.settle(ch, kind, item, moved_minor)
+        if answer is not None:
+            body = answer.body(atm_id, journal_no)
+            async with ch.pool.acquire() as conn:
+                if await store.settle_authorised(conn, atm_id, journal_no, rules.state_after(answer.code, item),
+                                                 moved_minor, body):
+                    return Reply(200, body)
+    async with ch.pool.acquire() as conn, conn.transaction():  # the sweep or the journal got there first
+        item = await store.lock_withdrawal(conn, atm_id, journal_no, rules.operation)
+        early = rules.early(item, atm_id, journal_no, moved_minor)
+        if early is not None:
+            return early
+        assert item is not None
+        answer = await rules.otherwise(ch, conn, kind, item, moved_minor)
+        body = answer.body(atm_id, journal_no)
+        await store.settle_withdrawal(conn, atm_id, journal_no, rules.state_after(answer.code, item), moved_minor,
+                                      body)
+    return Reply(200, body)
