@@ -146,13 +146,6 @@ async def reservation(conn: asyncpg.Connection, request_id: int, *, for_update: 
                                request_id)
 
 
-async def claim_reservation(conn: asyncpg.Connection, request_id: int, card_id: int, business_date: dt.date,
-                            amount_minor: int) -> bool:
-    done = await conn.fetchval(
-        "INSERT INTO cards.reservations (request_id, card_id, business_date, amount_minor, state)"
-        " VALUES ($1, $2, $3, $4, 'reserved') ON CONFLICT (request_id) DO NOTHING RETURNING true",
-        request_id, card_id, business_date, amount_minor)
-    return bool(done)
 
 
 async def reserve_daily(conn: asyncpg.Connection, request_id: int, card_id: int, business_date: dt.date,
@@ -164,10 +157,6 @@ async def reserve_daily(conn: asyncpg.Connection, request_id: int, card_id: int,
     return str(row["outcome"]), int(row["used_minor"]), int(row["limit_minor"])
 
 
-async def refuse_reservation(conn: asyncpg.Connection, request_id: int, remaining_minor: int,
-                             limit_minor: int) -> None:
-    await conn.execute("UPDATE cards.reservations SET state = 'refused', remaining_minor = $2, limit_minor = $3"
-                       " WHERE request_id = $1", request_id, remaining_minor, limit_minor)
 
 
 async def tombstone_reservation(conn: asyncpg.Connection, request_id: int, business_date: dt.date) -> bool:
@@ -190,14 +179,6 @@ async def used(conn: asyncpg.Connection, card_id: int, business_date: dt.date) -
     return int(found or 0)
 
 
-async def add_usage(conn: asyncpg.Connection, card_id: int, business_date: dt.date, amount_minor: int,
-                    limit_minor: int) -> int:
-    """The usage after adding; the caller holds the card's lock and has checked the limit."""
-    return int(await conn.fetchval(
-        "INSERT INTO cards.daily_usage (card_id, business_date, used_minor, limit_minor) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (card_id, business_date) DO UPDATE"
-        " SET used_minor = daily_usage.used_minor + EXCLUDED.used_minor, limit_minor = EXCLUDED.limit_minor"
-        " RETURNING used_minor", card_id, business_date, amount_minor, limit_minor))
 
 
 async def take_usage(conn: asyncpg.Connection, card_id: int, business_date: dt.date, amount_minor: int) -> int | None:

@@ -137,30 +137,59 @@ async def _too_large(scope: Scope, receive: Receive, send: Send, size: int) -> N
 
 
 def _too_large_problem(size: int) -> FastJSONResponse:
+    return FastJSONResponse(too_large_body(size), status_code=413)
+
+
+# -- the bodies of the errors, for the framework's handlers and for paths served in front of it ------------------
+
+RETRY_SOON = {"Retry-After": "1"}
+FIELD_ERRORS_MAX = 50
+
+
+def too_large_body(size: int) -> dict[str, Any]:
     exc = LimitReached(BODY_BYTES_MAX, size)
-    return problem(413, "limit_reached", str(exc), limit=BODY_BYTES_MAX.name, maximum=BODY_BYTES_MAX.maximum)
+    return {"error": "limit_reached", "message": str(exc), "limit": BODY_BYTES_MAX.name,
+            "maximum": BODY_BYTES_MAX.maximum}
+
+
+def invalid_body(errors: list[Any]) -> tuple[int, dict[str, Any]]:
+    """A body that failed validation: 400 when it is not JSON, 413 when a batch list passes its named limit, else
+    422 naming the fields (the framework's "body" prefix left out)."""
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return 400, {"error": "malformed_json", "message": "the request body is not valid JSON"}
+    for e in errors:
+        limit_name = BATCH_LIST_LIMITS.get(tuple(e.get("loc", ())))
+        if e.get("type") == "too_long" and limit_name:
+            limit = limits.get(limit_name)
+            size = (e.get("ctx") or {}).get("actual_length") or limit.maximum + 1
+            return 413, {"error": "limit_reached", "message": str(LimitReached(limit, size)), "limit": limit.name,
+                         "maximum": limit.maximum}
+    fields = [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "message": e.get("msg", "")}
+              for e in errors[:FIELD_ERRORS_MAX]]
+    first = fields[0] if fields else {"field": "", "message": "invalid request"}
+    return 422, {"error": "invalid_field", "message": f"{first['field']}: {first['message']}", "fields": fields}
+
+
+def busy_body(exc: Exception) -> dict[str, Any]:
+    return {"error": "busy", "message": f"{exc}; retry with the same ids"}
+
+
+def unavailable_body(exc: Exception) -> dict[str, Any]:
+    return {"error": "unavailable", "message": f"{exc}; the outcome is unknown: retry with the same ids"}
+
+
+def unexpected_body(path: str, exc: Exception) -> dict[str, Any]:
+    """Logged in full; the caller learns only that it failed."""
+    log.error("http.unexpected_error", path=path, error=repr(exc), exc_info=exc)
+    return {"error": "internal_error", "message": "kanjo could not complete the request; it has been logged"}
 
 
 def install_error_handlers(app: FastAPI, busy: tuple[type[Exception], ...],
                            unavailable: tuple[type[Exception], ...]) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> FastJSONResponse:
-        errors = exc.errors()
-        if any(e.get("type") == "json_invalid" for e in errors):
-            return problem(400, "malformed_json", "the request body is not valid JSON")
-        for e in errors:
-            limit_name = BATCH_LIST_LIMITS.get(tuple(e.get("loc", ())))
-            if e.get("type") == "too_long" and limit_name:
-                limit = limits.get(limit_name)
-                size = (e.get("ctx") or {}).get("actual_length") or limit.maximum + 1
-                exc_limit = LimitReached(limit, size)
-                return problem(413, "limit_reached", str(exc_limit), limit=limit.name, maximum=limit.maximum)
-        fields = [
-            {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "message": e.get("msg", "")}
-            for e in errors[:50]
-        ]
-        first = fields[0] if fields else {"field": "", "message": "invalid request"}
-        return problem(422, "invalid_field", f"{first['field']}: {first['message']}", fields=fields)
+        status, body = invalid_body(list(exc.errors()))
+        return FastJSONResponse(body, status_code=status)
 
     @app.exception_handler(LimitReached)
     async def _limit(request: Request, exc: LimitReached) -> FastJSONResponse:
@@ -169,13 +198,12 @@ def install_error_handlers(app: FastAPI, busy: tuple[type[Exception], ...],
     for kind in busy:
         @app.exception_handler(kind)
         async def _busy(request: Request, exc: Exception) -> FastJSONResponse:
-            return problem(503, "busy", f"{exc}; retry with the same ids", headers={"Retry-After": "1"})
+            return FastJSONResponse(busy_body(exc), status_code=503, headers=RETRY_SOON)
 
     for kind in unavailable:
         @app.exception_handler(kind)
         async def _unavailable(request: Request, exc: Exception) -> FastJSONResponse:
-            return problem(503, "unavailable", f"{exc}; the outcome is unknown: retry with the same ids",
-                           headers={"Retry-After": "1"})
+            return FastJSONResponse(unavailable_body(exc), status_code=503, headers=RETRY_SOON)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> FastJSONResponse:
@@ -191,8 +219,7 @@ def install_error_handlers(app: FastAPI, busy: tuple[type[Exception], ...],
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> FastJSONResponse:
-        log.error("http.unexpected_error", path=request.url.path, error=repr(exc), exc_info=exc)
-        return problem(500, "internal_error", "kanjo could not complete the request; it has been logged")
+        return FastJSONResponse(unexpected_body(request.url.path, exc), status_code=500)
 
 
 class LimitsCollector:

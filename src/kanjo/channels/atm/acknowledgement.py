@@ -39,7 +39,7 @@ async def acknowledge_item(ch: AtmChannel, rules: AckRules, atm_id: str, journal
 async def _acknowledge(ch: AtmChannel, rules: AckRules, atm_id: str, journal_no: int, moved_minor: int) -> Reply:
     kind = ch.kind_of(atm_id)
     async with ch.pool.acquire() as conn:
-        item = await store.withdrawal(conn, atm_id, journal_no, rules.operation)
+        item = await store.cash_item(conn, atm_id, journal_no, rules.operation)
     early = rules.early(item, atm_id, journal_no, moved_minor)
     if early is not None:
         return early
@@ -53,13 +53,13 @@ async def _acknowledge(ch: AtmChannel, rules: AckRules, atm_id: str, journal_no:
                                                  moved_minor, body):
                     return Reply(200, body)
     async with ch.pool.acquire() as conn, conn.transaction():  # the sweep or the journal got there first
-        item = await store.lock_withdrawal(conn, atm_id, journal_no, rules.operation)
+        item = await store.lock_cash_item(conn, atm_id, journal_no, rules.operation)
         early = rules.early(item, atm_id, journal_no, moved_minor)
         if early is not None:
             return early
         assert item is not None
         answer = await rules.otherwise(ch, conn, kind, item, moved_minor)
         body = answer.body(atm_id, journal_no)
-        await store.settle_withdrawal(conn, atm_id, journal_no, rules.state_after(answer.code, item), moved_minor,
+        await store.settle_cash_item(conn, atm_id, journal_no, rules.state_after(answer.code, item), moved_minor,
                                       body)
     return Reply(200, body)

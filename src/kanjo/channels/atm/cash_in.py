@@ -147,6 +147,6 @@ async def resolve(ch: AtmChannel, conn: asyncpg.Connection, kind: MachineKind, d
     await store.resolve_in_doubt(conn, d.atm_id, d.journal_no, outcome.value, resolution, credit)
     state = {"credited": HoldState.POSTED.value, "cash_returned": HoldState.VOIDED.value}.get(
         resolution, HoldState.IN_DOUBT.value)
-    await store.settle_withdrawal(conn, d.atm_id, d.journal_no, state, stored_minor, None)
+    await store.settle_cash_item(conn, d.atm_id, d.journal_no, state, stored_minor, None)
     IN_DOUBT_RESOLVED.labels(resolution).inc()
     return resolution

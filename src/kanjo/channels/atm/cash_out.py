@@ -66,7 +66,7 @@ async def acknowledge(ch: AtmChannel, atm_id: str, journal_no: int, dispensed_mi
     return await acknowledge_item(ch, RULES, atm_id, journal_no, dispensed_minor)
 
 
-def _early_answer(w: store.Withdrawal | None, atm_id: str, journal_no: int, dispensed_minor: int) -> Reply | None:
+def _early_answer(w: store.CashItem | None, atm_id: str, journal_no: int, dispensed_minor: int) -> Reply | None:
     """Unknown, already acknowledged, or an amount that cannot have been dispensed."""
     if w is None:
         return ack_reply(atm_id, journal_no, refused("unknown_transaction"))
@@ -80,12 +80,12 @@ def _early_answer(w: store.Withdrawal | None, atm_id: str, journal_no: int, disp
     return None
 
 
-def state_after(code: str, w: store.Withdrawal) -> str:
+def state_after(code: str, w: store.CashItem) -> str:
     return {"posted": HoldState.POSTED.value, "voided": HoldState.VOIDED.value,
             "in_doubt": HoldState.IN_DOUBT.value}.get(code, w.hold_state)
 
 
-async def settle_authorised(ch: AtmChannel, kind: MachineKind, w: store.Withdrawal, dispensed_minor: int) -> Any:
+async def settle_authorised(ch: AtmChannel, kind: MachineKind, w: store.CashItem, dispensed_minor: int) -> Any:
     """Post or void the hold; None when the hold is no longer there to post (voided by the sweep, or lapsed)."""
     request_id = request_id_of(w.atm_id, w.journal_no)
     if dispensed_minor == 0:
@@ -101,7 +101,7 @@ async def settle_authorised(ch: AtmChannel, kind: MachineKind, w: store.Withdraw
     return approved("posted")
 
 
-async def _settle_otherwise(ch: AtmChannel, conn: asyncpg.Connection, kind: MachineKind, w: store.Withdrawal,
+async def _settle_otherwise(ch: AtmChannel, conn: asyncpg.Connection, kind: MachineKind, w: store.CashItem,
                             dispensed_minor: int) -> Any:
     """An acknowledgement after the sweep (in doubt) or after the journal settled it: the ATM's word settles a doubt;
     an acknowledgement that agrees with a settled withdrawal is answered as such."""
@@ -123,11 +123,11 @@ RULES = AckRules(Operation.WITHDRAWAL.value, "withdrawal_ack", _early_answer, se
                  _settle_otherwise, state_after)
 
 
-def _fee(w: store.Withdrawal) -> FeeQuote:
+def _fee(w: store.CashItem) -> FeeQuote:
     return FeeQuote(w.fee_minor or 0, w.fee_rule or "", "ATM")
 
 
-async def resolve(ch: AtmChannel, conn: asyncpg.Connection, kind: MachineKind, w: store.Withdrawal,
+async def resolve(ch: AtmChannel, conn: asyncpg.Connection, kind: MachineKind, w: store.CashItem,
                   outcome: JournalOutcome, dispensed_minor: int) -> str:
     """Settle an in-doubt withdrawal by what the ATM says (idempotent: a settled item answers its resolution).
     Cash out → post it now (with its fee); nothing out → nothing to post, the daily limit is given back."""
@@ -152,7 +152,7 @@ async def resolve(ch: AtmChannel, conn: asyncpg.Connection, kind: MachineKind, w
         await ch.call(kind, "cards", "release", lambda: release_daily_amount(ch.cards, request_id))
         resolution = "nothing_dispensed"
     await store.resolve_in_doubt(conn, w.atm_id, w.journal_no, outcome.value, resolution, correction)
-    await store.settle_withdrawal(conn, w.atm_id, w.journal_no,
+    await store.settle_cash_item(conn, w.atm_id, w.journal_no,
                                   HoldState.POSTED.value if resolution == "posted" else HoldState.VOIDED.value
                                   if resolution == "nothing_dispensed" else HoldState.IN_DOUBT.value,
                                   dispensed_minor, None)

@@ -94,7 +94,7 @@ async def _cash(ch: AtmChannel, kind: MachineKind, atm_id: str, e: JournalEntry,
     moved = e.outcome == rule.moved
     moved_minor = e.amount_minor if moved else 0
     async with ch.pool.acquire() as conn:
-        waiting = await store.withdrawal(conn, atm_id, e.journal_no, e.operation)
+        waiting = await store.cash_item(conn, atm_id, e.journal_no, e.operation)
     if waiting is not None and waiting.hold_state == HoldState.AUTHORISED.value:
         # the acknowledgement was lost and the deadline has not passed: the journal entry acknowledges it
         answer = await rule.settle(ch, kind, waiting, moved_minor)
@@ -105,7 +105,7 @@ async def _cash(ch: AtmChannel, kind: MachineKind, atm_id: str, e: JournalEntry,
                     result.corrected += 1
                     return
     async with ch.pool.acquire() as conn, conn.transaction():
-        item = await store.lock_withdrawal(conn, atm_id, e.journal_no, e.operation)
+        item = await store.lock_cash_item(conn, atm_id, e.journal_no, e.operation)
         if item is None:  # never authorised (refused, or the message never arrived): no cash may have moved
             if moved:
                 _break(result, atm_id, e, rule.moved_without_authorisation)

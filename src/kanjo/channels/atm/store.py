@@ -107,7 +107,7 @@ async def record_answer(conn: asyncpg.Connection, atm_id: str, journal_no: int, 
 
 
 @dataclass(frozen=True, slots=True)
-class Withdrawal:
+class CashItem:
     """A cash item (a withdrawal, or a deposit in escrow) as the channel's journal holds it, for its acknowledgement,
     the sweep and reconciliation. For a deposit `dispensed_minor` is what the machine stored."""
 
@@ -126,35 +126,34 @@ class Withdrawal:
     operation: str = "withdrawal"
 
 
-CashItem = Withdrawal
-_WITHDRAWAL_COLUMNS = """atm_id, journal_no, account_id, card_id, amount_minor, fee_minor, fee_rule, hold_state,
+_CASH_ITEM_COLUMNS = """atm_id, journal_no, account_id, card_id, amount_minor, fee_minor, fee_rule, hold_state,
     ack_deadline, dispensed_minor, ack_answer, business_date, operation"""
 
 
-def _withdrawal(r: asyncpg.Record) -> Withdrawal:
-    return Withdrawal(r["atm_id"], r["journal_no"], r["account_id"], r["card_id"], r["amount_minor"],
+def _cash_item(r: asyncpg.Record) -> CashItem:
+    return CashItem(r["atm_id"], r["journal_no"], r["account_id"], r["card_id"], r["amount_minor"],
                       r["fee_minor"], r["fee_rule"], r["hold_state"], r["ack_deadline"], r["dispensed_minor"],
                       orjson.loads(r["ack_answer"]) if r["ack_answer"] is not None else None, r["business_date"],
                       r["operation"])
 
 
-async def lock_withdrawal(conn: asyncpg.Connection, atm_id: str, journal_no: int,
-                          operation: str = "withdrawal") -> Withdrawal | None:
+async def lock_cash_item(conn: asyncpg.Connection, atm_id: str, journal_no: int,
+                          operation: str = "withdrawal") -> CashItem | None:
     """The authorised cash item under this key, row-locked (the caller is in a transaction); None if there is none."""
     r = await conn.fetchrow(
-        f"""SELECT {_WITHDRAWAL_COLUMNS} FROM atm.transactions
+        f"""SELECT {_CASH_ITEM_COLUMNS} FROM atm.transactions
             WHERE atm_id = $1 AND journal_no = $2 AND operation = $3 AND hold_state IS NOT NULL
             FOR UPDATE""", atm_id, journal_no, operation)
-    return None if r is None else _withdrawal(r)
+    return None if r is None else _cash_item(r)
 
 
-async def withdrawal(conn: asyncpg.Connection, atm_id: str, journal_no: int,
-                     operation: str = "withdrawal") -> Withdrawal | None:
+async def cash_item(conn: asyncpg.Connection, atm_id: str, journal_no: int,
+                     operation: str = "withdrawal") -> CashItem | None:
     r = await conn.fetchrow(
-        f"""SELECT {_WITHDRAWAL_COLUMNS} FROM atm.transactions
+        f"""SELECT {_CASH_ITEM_COLUMNS} FROM atm.transactions
             WHERE atm_id = $1 AND journal_no = $2 AND operation = $3 AND hold_state IS NOT NULL""",
         atm_id, journal_no, operation)
-    return None if r is None else _withdrawal(r)
+    return None if r is None else _cash_item(r)
 
 
 async def settle_authorised(conn: asyncpg.Connection, atm_id: str, journal_no: int, hold_state: str,
@@ -167,7 +166,7 @@ async def settle_authorised(conn: asyncpg.Connection, atm_id: str, journal_no: i
         atm_id, journal_no, hold_state, dispensed_minor, orjson.dumps(ack_answer).decode()))
 
 
-async def settle_withdrawal(conn: asyncpg.Connection, atm_id: str, journal_no: int, hold_state: str,
+async def settle_cash_item(conn: asyncpg.Connection, atm_id: str, journal_no: int, hold_state: str,
                             dispensed_minor: int | None, ack_answer: dict[str, Any] | None) -> None:
     await conn.execute(
         """UPDATE atm.transactions SET hold_state = $3, dispensed_minor = coalesce($4, dispensed_minor),
@@ -177,13 +176,13 @@ async def settle_withdrawal(conn: asyncpg.Connection, atm_id: str, journal_no: i
         None if ack_answer is None else orjson.dumps(ack_answer).decode())
 
 
-async def overdue_withdrawals(conn: asyncpg.Connection, now: dt.datetime, limit: int) -> list[Withdrawal]:
+async def overdue_cash_items(conn: asyncpg.Connection, now: dt.datetime, limit: int) -> list[CashItem]:
     """Authorisations past their acknowledgement deadline, locked (skipping any an acknowledgement holds)."""
     rows = await conn.fetch(
-        f"""SELECT {_WITHDRAWAL_COLUMNS} FROM atm.transactions
+        f"""SELECT {_CASH_ITEM_COLUMNS} FROM atm.transactions
             WHERE hold_state = 'authorised' AND ack_deadline < $1
             ORDER BY ack_deadline LIMIT $2 FOR UPDATE SKIP LOCKED""", now, limit)
-    return [_withdrawal(r) for r in rows]
+    return [_cash_item(r) for r in rows]
 
 
 async def waiting_count(conn: asyncpg.Connection) -> int:
@@ -192,7 +191,7 @@ async def waiting_count(conn: asyncpg.Connection) -> int:
 
 # -- in doubt ------------------------------------------------------------------------------------------------
 
-async def open_in_doubt(conn: asyncpg.Connection, w: Withdrawal, reason: str) -> None:
+async def open_in_doubt(conn: asyncpg.Connection, w: CashItem, reason: str) -> None:
     await conn.execute(
         """INSERT INTO atm.in_doubt (atm_id, journal_no, account_id, amount_minor, reason, operation)
            VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",

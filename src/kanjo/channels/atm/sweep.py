@@ -30,7 +30,7 @@ async def sweep_overdue(ch: AtmChannel) -> int:
     an acknowledgement being recorded right now: it is left to it."""
     in_doubt = 0
     async with ch.pool.acquire() as conn, conn.transaction():
-        overdue = await store.overdue_withdrawals(conn, ch.now(), IN_DOUBT_SWEEP_BATCH_MAX)
+        overdue = await store.overdue_cash_items(conn, ch.now(), IN_DOUBT_SWEEP_BATCH_MAX)
         for item in overdue:
             if item.operation == Operation.WITHDRAWAL.value:
                 kind = ch.machines.get(item.atm_id, MachineKind.OWN)
@@ -43,7 +43,7 @@ async def sweep_overdue(ch: AtmChannel) -> int:
                     log.warning("atm_sweep_deferred", atm=item.atm_id, journal_no=item.journal_no, reason=e.code)
                     break
             await store.open_in_doubt(conn, item, "no_acknowledgement")
-            await store.settle_withdrawal(conn, item.atm_id, item.journal_no, HoldState.IN_DOUBT.value, None, None)
+            await store.settle_cash_item(conn, item.atm_id, item.journal_no, HoldState.IN_DOUBT.value, None, None)
             IN_DOUBT_OPENED.labels(item.operation).inc()
             in_doubt += 1
             log.warning("atm_in_doubt", atm=item.atm_id, journal_no=item.journal_no, operation=item.operation,

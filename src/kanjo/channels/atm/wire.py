@@ -9,17 +9,21 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-import structlog
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kanjo.channels.atm.api import retry_after
 from kanjo.channels.atm.messages import MESSAGES
 from kanjo.channels.atm.service import AtmChannel, UnknownMachine
-from kanjo.kernel.limits import LimitReached, limits
-
-log = structlog.get_logger("kanjo.atm")
-FIELD_ERRORS_MAX = 50
+from kanjo.platform.http import (
+    BODY_BYTES_MAX,
+    RETRY_SOON,
+    busy_body,
+    invalid_body,
+    too_large_body,
+    unavailable_body,
+    unexpected_body,
+)
 
 
 class AtmWire:
@@ -43,34 +47,30 @@ class AtmWire:
 
     async def _answer(self, ch: AtmChannel, route: Any, receive: Receive) -> tuple[int, Any, dict[str, str] | None]:
         raw = await _read_body(receive)
-        if raw is None:
-            limit = limits.get("http_request_body_bytes_max")
-            return 413, {"error": "limit_reached", "message": str(LimitReached(limit, limit.maximum + 1)),
-                         "limit": limit.name, "maximum": limit.maximum}, None
+        if isinstance(raw, int):
+            return 413, too_large_body(raw), None
         model, handler = route
         try:
             message = model.model_validate_json(raw)
         except ValidationError as e:
-            return _invalid(e)
+            status, body = invalid_body(list(e.errors()))
+            return status, body, None
         try:
             reply = await handler(ch, message)
         except UnknownMachine as e:
             return 404, {"error": "not_found", "message": str(e)}, None
         except self.busy as e:
-            return 503, {"error": "busy", "message": f"{e}; retry with the same ids"}, {"Retry-After": "1"}
+            return 503, busy_body(e), RETRY_SOON
         except self.unavailable as e:
-            return 503, {"error": "unavailable", "message": f"{e}; the outcome is unknown: retry with the same ids"}, \
-                {"Retry-After": "1"}
+            return 503, unavailable_body(e), RETRY_SOON
         except Exception as e:
-            log.error("http.unexpected_error", path="/atm/v1", error=repr(e), exc_info=e)
-            return 500, {"error": "internal_error", "message": "kanjo could not complete the request; it has been"
-                                                                 " logged"}, None
+            return 500, unexpected_body("/atm/v1", e), None
         return reply.status, reply.body, retry_after(reply)
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    """The whole body, or None past the named body limit (nothing more is read)."""
-    maximum = limits.get("http_request_body_bytes_max").maximum
+async def _read_body(receive: Receive) -> bytes | int:
+    """The whole body, or the size read when it passed the named body limit (nothing more is read)."""
+    maximum = BODY_BYTES_MAX.maximum
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -80,21 +80,11 @@ async def _read_body(receive: Receive) -> bytes | None:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > maximum:
-            return None
+            return size
         chunks.append(chunk)
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
-
-
-def _invalid(e: ValidationError) -> tuple[int, Any, None]:
-    errors = e.errors()
-    if any(err.get("type") == "json_invalid" for err in errors):
-        return 400, {"error": "malformed_json", "message": "the request body is not valid JSON"}, None
-    fields = [{"field": ".".join(str(p) for p in err.get("loc", ())), "message": err.get("msg", "")}
-              for err in errors[:FIELD_ERRORS_MAX]]
-    first = fields[0] if fields else {"field": "", "message": "invalid request"}
-    return 422, {"error": "invalid_field", "message": f"{first['field']}: {first['message']}", "fields": fields}, None
 
 
 async def _respond(send: Send, status: int, body: Any, headers: dict[str, str] | None) -> None:
