@@ -66,7 +66,7 @@ def create_app(ledger: Ledger | None, *, pin_key_bytes: bytes | None = None) -> 
         app.state.cards = bank.cards
         app.state.hub = build_hub()
         app.state.atm = AtmChannel(pool=ledger.pool, hub=app.state.hub, deposits=bank.deposits, cards=bank.cards,
-                                   fees=bank.fees, time_deposits=bank.time_deposits,
+                                   fees=bank.fees, time_deposits=bank.time_deposits, loans=bank.loans,
                                    business_date=bank.business_date,
                                    ack_timeout_s=load_settings().atm_ack_timeout_s)
         app.state.teller = TellerChannel.from_settings(

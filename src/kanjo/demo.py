@@ -168,6 +168,7 @@ async def _card_holder(bank: Bank, n: int, balance_minor: int) -> dict[str, str]
     pin = pin_of(n)
     issued = await cards.issue_card(bank.cards, demo_id(f"atm-card:{n}"), account.id, customer_id, pin)
     return {"card_number": issued.card_number, "pin": pin, "account_id": str(uuid.UUID(int=account.id)),
+            "customer_id": str(uuid.UUID(int=customer_id)),
             "branch_code": account.branch_code, "account_number": f"{account.account_number:07d}"}
 
 

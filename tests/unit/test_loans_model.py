@@ -187,10 +187,16 @@ def test_only_an_active_line_can_be_drawn(status: Status, code: str) -> None:
 
 def test_available_is_the_undrawn_line_while_active_and_nothing_otherwise() -> None:
     on = dt.date(2026, 5, 14)
-    assert view_of(contract(), 300_000, on).available_minor == 700_000
-    assert view_of(contract(status=Status.SUSPENDED), 300_000, on).available_minor == 0
-    late = view_of(contract(status=Status.DELINQUENT, arrears_minor=500, arrears_since=dt.date(2026, 5, 11)), 0, on)
+    assert view_of(contract(), 300_000, 0, on).available_minor == 700_000
+    assert view_of(contract(status=Status.SUSPENDED), 300_000, 0, on).available_minor == 0
+    late = view_of(contract(status=Status.DELINQUENT, arrears_minor=500, arrears_since=dt.date(2026, 5, 11)), 0, 0, on)
     assert (late.available_minor, late.days_past_due) == (0, 3)
+
+
+def test_cash_on_hold_at_an_atm_is_no_longer_available() -> None:
+    on = dt.date(2026, 5, 14)
+    assert view_of(contract(), 300_000, 50_000, on).available_minor == 650_000
+    assert view_of(contract(), 950_000, 50_000, on).available_minor == 0
 
 
 # -- repayments and arrears ------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ Public surface for other contexts: the domain types and errors, the handlers, th
 verification. The HTTP router lives in `kanjo.loans.api`, which the app imports.
 """
 
+from kanjo.loans.cash_draw import CashHold, draw_cash_late, hold_cash_draw, post_cash_draw, void_cash_draw
 from kanjo.loans.dayend import AccrualRun, CollectionRun, accrue_interest, collect_interest, collection_transfer_id
 from kanjo.loans.links import account_closing_refusal
 from kanjo.loans.model import (
@@ -41,6 +42,7 @@ __all__ = [
     "CODE_LABELS",
     "AccrualRun",
     "Action",
+    "CashHold",
     "Channel",
     "Collection",
     "CollectionRun",
@@ -62,12 +64,16 @@ __all__ = [
     "contracts_of_customer",
     "derived_id",
     "draw",
+    "draw_cash_late",
     "get_contract",
+    "hold_cash_draw",
     "interest_minor",
     "open_contract",
+    "post_cash_draw",
     "rate_ceiling_percent",
     "repay",
     "resume",
     "suspend",
     "verify_loans",
+    "void_cash_draw",
 ]

@@ -223,9 +223,10 @@ class ContractView:
     days_past_due: int  # 延滞日数
 
 
-def view_of(c: Contract, drawn_minor: int, on: dt.date) -> ContractView:
-    return ContractView(c, drawn_minor, c.available_minor(drawn_minor), c.accrued_interest(), c.arrears_minor,
-                        c.days_past_due(on))
+def view_of(c: Contract, drawn_minor: int, held_minor: int, on: dt.date) -> ContractView:
+    """`held_minor`: cash reserved for ATMs paying out now, not yet drawn but no longer available."""
+    return ContractView(c, drawn_minor, c.available_minor(drawn_minor + held_minor), c.accrued_interest(),
+                        c.arrears_minor, c.days_past_due(on))
 
 
 # -- dates --------------------------------------------------------------------------------------------------

@@ -193,15 +193,22 @@ async def _locked(conn: asyncpg.Connection, contract_id: int) -> Contract:
     return found
 
 
-async def _drawn_locked(conn: asyncpg.Connection, contract_id: int) -> int:
-    """The drawn balance from the ledger's committed state, on the connection that holds the contract's lock."""
+async def _standing_locked(conn: asyncpg.Connection, contract_id: int) -> tuple[int, int]:
+    """What is drawn and what ATM holds keep (cash being paid out), from the ledger's committed state, on the
+    connection that holds the contract's lock."""
     found = await read_accounts(conn, [contract_id])
     invariant(len(found) == 1 and found[0].code == CARD_LOAN.code, "a contract has its card-loan ledger account")
-    return found[0].balance_debit_minor()
+    return found[0].balance_debit_minor(), found[0].debits_pending
 
 
-async def _drawn(h: Loans, contract_ids: list[int]) -> dict[int, int]:
-    found = {a.id: a.balance_debit_minor() for a in await h.ledger.lookup_accounts(contract_ids)}
+async def _drawn_locked(conn: asyncpg.Connection, contract_id: int) -> int:
+    """The drawn balance from the ledger's committed state, on the connection that holds the contract's lock."""
+    return (await _standing_locked(conn, contract_id))[0]
+
+
+async def _drawn(h: Loans, contract_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """Per contract: drawn, and held for cash being paid out at an ATM."""
+    found = {a.id: (a.balance_debit_minor(), a.debits_pending) for a in await h.ledger.lookup_accounts(contract_ids)}
     invariant(len(found) == len(contract_ids), "every contract has its card-loan ledger account")
     return found
 
@@ -209,7 +216,7 @@ async def _drawn(h: Loans, contract_ids: list[int]) -> dict[int, int]:
 async def get_contract(h: Loans, contract_id: int) -> ContractView:
     c = await _contract(h, contract_id)
     drawn = await _drawn(h, [c.id])
-    return view_of(c, drawn[c.id], h.business_date())
+    return view_of(c, *drawn[c.id], h.business_date())
 
 
 async def contracts_of_customer(h: Loans, customer_id: int) -> list[ContractView]:
@@ -219,7 +226,7 @@ async def contracts_of_customer(h: Loans, customer_id: int) -> list[ContractView
         return []
     drawn = await _drawn(h, [c.id for c in found])
     today = h.business_date()
-    return [view_of(c, drawn[c.id], today) for c in found]
+    return [view_of(c, *drawn[c.id], today) for c in found]
 
 
 async def collections_of(h: Loans, contract_id: int) -> list[Collection]:
@@ -261,11 +268,11 @@ async def draw(h: Loans, request_id: int, contract_id: int, amount_minor: int, t
             return _replay(done, contract_id, kind, amount_minor)
         if not prior:  # a first attempt: the contract must allow it now
             check_can_draw(c.status)
-            drawn = await _drawn_locked(conn, c.id)
-            if amount_minor > c.credit_line_minor - drawn:
+            drawn, held = await _standing_locked(conn, c.id)
+            if amount_minor > c.credit_line_minor - drawn - held:
                 raise Refused("exceeds_available", f"¥{amount_minor:,} is more than the"
-                              f" ¥{c.available_minor(drawn):,} available (line ¥{c.credit_line_minor:,},"
-                              f" drawn ¥{drawn:,})")
+                              f" ¥{c.available_minor(drawn + held):,} available (line ¥{c.credit_line_minor:,},"
+                              f" drawn ¥{drawn:,}, on hold at ATMs ¥{held:,})")
         business_date = prior[0].business_date if prior and prior[0].business_date else h.business_date()
         t = Transfer(id=transfer_id, debit_account_id=c.id,
                      credit_account_id=c.account_id if to is Channel.ACCOUNT else gl_account_id(ATM_CASH),

@@ -15,6 +15,7 @@ from kanjo.channels.atm.schemas import (
     DepositIn,
     InquiryIn,
     JournalIn,
+    LoanDrawIn,
     MachinesIn,
     NoticeIn,
     PassbookIn,
@@ -77,6 +78,21 @@ async def deposit(body: DepositIn, request: Request) -> FastJSONResponse:
 async def deposit_acknowledge(body: DepositAckIn, request: Request) -> FastJSONResponse:
     try:
         return _send(await messages.deposit_ack(_ch(request), body))
+    except UnknownMachine as e:
+        raise HTTPException(404, str(e)) from None
+
+
+@router.post("/atm/v1/loan-draw", responses=ANSWERS,
+             summary="Authorise card-loan cash (カードローン借入): hold it on the line, then dispense")
+async def loan_draw(body: LoanDrawIn, request: Request) -> FastJSONResponse:
+    return _send(await messages.loan_draw(_ch(request), body))
+
+
+@router.post("/atm/v1/loan-draw/ack", responses=ANSWERS,
+             summary="The ATM's acknowledgement of card-loan cash: draw it or release the hold")
+async def loan_draw_acknowledge(body: AckIn, request: Request) -> FastJSONResponse:
+    try:
+        return _send(await messages.loan_draw_ack(_ch(request), body))
     except UnknownMachine as e:
         raise HTTPException(404, str(e)) from None
 

@@ -6,6 +6,7 @@ guess. Nothing is final without the device's acknowledgement (DESIGN §1.4)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -66,7 +67,7 @@ async def acknowledge(ch: AtmChannel, atm_id: str, journal_no: int, dispensed_mi
     return await acknowledge_item(ch, RULES, atm_id, journal_no, dispensed_minor)
 
 
-def _early_answer(w: store.CashItem | None, atm_id: str, journal_no: int, dispensed_minor: int) -> Reply | None:
+def early_answer(w: store.CashItem | None, atm_id: str, journal_no: int, dispensed_minor: int) -> Reply | None:
     """Unknown, already acknowledged, or an amount that cannot have been dispensed."""
     if w is None:
         return ack_reply(atm_id, journal_no, refused("unknown_transaction"))
@@ -101,26 +102,28 @@ async def settle_authorised(ch: AtmChannel, kind: MachineKind, w: store.CashItem
     return approved("posted")
 
 
-async def _settle_otherwise(ch: AtmChannel, conn: asyncpg.Connection, kind: MachineKind, w: store.CashItem,
-                            dispensed_minor: int) -> Any:
-    """An acknowledgement after the sweep (in doubt) or after the journal settled it: the ATM's word settles a doubt;
-    an acknowledgement that agrees with a settled withdrawal is answered as such."""
-    if w.hold_state in (HoldState.AUTHORISED.value, HoldState.IN_DOUBT.value):
-        outcome = JournalOutcome.DISPENSED if dispensed_minor else JournalOutcome.NOT_DISPENSED
-        resolution = await resolve(ch, conn, kind, w, outcome, dispensed_minor)
-        return approved("posted" if resolution == "posted" else "voided", late=True) if resolution != "break" \
-            else refused("in_doubt", screen="係員が確認します。")
-    agrees = (w.hold_state == HoldState.POSTED.value and dispensed_minor and dispensed_minor == w.dispensed_minor) \
-        or (w.hold_state == HoldState.VOIDED.value and not dispensed_minor)
-    if agrees:
-        return approved("posted" if dispensed_minor else "voided", late=True)
-    log.error("atm_acknowledgement_conflicts", atm=w.atm_id, journal_no=w.journal_no, state=w.hold_state,
-              dispensed_minor=dispensed_minor)
-    return refused("in_doubt", screen="係員が確認します。")
+Resolve = Callable[[AtmChannel, asyncpg.Connection, MachineKind, store.CashItem, JournalOutcome, int], Awaitable[str]]
+Settle = Callable[[AtmChannel, asyncpg.Connection, MachineKind, store.CashItem, int], Awaitable[Any]]
 
 
-RULES = AckRules(Operation.WITHDRAWAL.value, "withdrawal_ack", _early_answer, settle_authorised,
-                 _settle_otherwise, state_after)
+def settle_otherwise(resolve_by: Resolve) -> Settle:
+    """An acknowledgement of cash out after the sweep (in doubt) or after the journal settled it: the ATM's word
+    settles a doubt (by `resolve_by`); an acknowledgement that agrees with a settled item is answered as such."""
+    async def settle(ch: AtmChannel, conn: asyncpg.Connection, kind: MachineKind, w: store.CashItem,
+                     dispensed_minor: int) -> Any:
+        if w.hold_state in (HoldState.AUTHORISED.value, HoldState.IN_DOUBT.value):
+            outcome = JournalOutcome.DISPENSED if dispensed_minor else JournalOutcome.NOT_DISPENSED
+            resolution = await resolve_by(ch, conn, kind, w, outcome, dispensed_minor)
+            return approved("posted" if resolution == "posted" else "voided", late=True) if resolution != "break" \
+                else refused("in_doubt", screen="係員が確認します。")
+        agrees = (w.hold_state == HoldState.POSTED.value and dispensed_minor and dispensed_minor == w.dispensed_minor) \
+            or (w.hold_state == HoldState.VOIDED.value and not dispensed_minor)
+        if agrees:
+            return approved("posted" if dispensed_minor else "voided", late=True)
+        log.error("atm_acknowledgement_conflicts", atm=w.atm_id, journal_no=w.journal_no, state=w.hold_state,
+                  dispensed_minor=dispensed_minor)
+        return refused("in_doubt", screen="係員が確認します。")
+    return settle
 
 
 def _fee(w: store.CashItem) -> FeeQuote:
@@ -158,6 +161,10 @@ async def resolve(ch: AtmChannel, conn: asyncpg.Connection, kind: MachineKind, w
                                   dispensed_minor, None)
     IN_DOUBT_RESOLVED.labels(resolution).inc()
     return resolution
+
+
+RULES = AckRules(Operation.WITHDRAWAL.value, "withdrawal_ack", early_answer, settle_authorised,
+                 settle_otherwise(resolve), state_after)
 
 
 def ack_reply(atm_id: str, journal_no: int, answer: Any) -> Reply:

@@ -8,13 +8,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from kanjo.channels.atm import cash_in, cash_out, operations
+from kanjo.channels.atm import cash_in, cash_out, loan_cash, operations
 from kanjo.channels.atm.model import Operation, request_id_of
 from kanjo.channels.atm.schemas import (
     AckIn,
     DepositAckIn,
     DepositIn,
     InquiryIn,
+    LoanDrawIn,
     PassbookIn,
     TimeDepositIn,
     TransferIn,
@@ -40,6 +41,19 @@ async def withdrawal(ch: AtmChannel, body: WithdrawalIn) -> Reply:
 async def withdrawal_ack(ch: AtmChannel, body: AckIn) -> Reply:
     """Raises UnknownMachine for an ATM not registered (the routes answer 404)."""
     return await cash_out.acknowledge(ch, body.atm_id, body.journal_no, body.dispensed_minor)
+
+
+async def loan_draw(ch: AtmChannel, body: LoanDrawIn) -> Reply:
+    rid = request_id_of(body.atm_id, body.journal_no)
+    return await handle_message(
+        ch, body.atm_id, body.journal_no, Operation.LOAN_DRAW,
+        {"card": body.card.number, "amount": body.amount_minor},
+        lambda kind: loan_cash.authorise(ch, kind, rid, body.card.number, body.card.pin, body.amount_minor))
+
+
+async def loan_draw_ack(ch: AtmChannel, body: AckIn) -> Reply:
+    """Raises UnknownMachine for an ATM not registered (the routes answer 404)."""
+    return await loan_cash.acknowledge(ch, body.atm_id, body.journal_no, body.dispensed_minor)
 
 
 async def deposit(ch: AtmChannel, body: DepositIn) -> Reply:
@@ -88,6 +102,8 @@ MESSAGES: dict[str, tuple[type[BaseModel], Handler]] = {
     "/atm/v1/withdrawal/ack": (AckIn, withdrawal_ack),
     "/atm/v1/deposit": (DepositIn, deposit),
     "/atm/v1/deposit/ack": (DepositAckIn, deposit_ack),
+    "/atm/v1/loan-draw": (LoanDrawIn, loan_draw),
+    "/atm/v1/loan-draw/ack": (AckIn, loan_draw_ack),
     "/atm/v1/transfer": (TransferIn, transfer),
     "/atm/v1/passbook": (PassbookIn, passbook),
     "/atm/v1/time-deposit": (TimeDepositIn, time_deposit),

@@ -28,6 +28,7 @@ class Operation(enum.StrEnum):
     TRANSFER = "transfer"
     PASSBOOK = "passbook"
     TIME_DEPOSIT = "time_deposit"
+    LOAN_DRAW = "loan_draw"  # card-loan cash (カードローン借入), two-phase like a withdrawal
 
 
 class Result(enum.StrEnum):
@@ -53,7 +54,7 @@ class HoldState(enum.StrEnum):
 class JournalOutcome(enum.StrEnum):
     """What an ATM's own journal says happened (uploaded for reconciliation)."""
 
-    DISPENSED = "dispensed"
+    DISPENSED = "dispensed"  # cash left the machine (a withdrawal or a card-loan draw)
     NOT_DISPENSED = "not_dispensed"
     NO_ANSWER = "no_answer"  # the ATM never got an answer: it dispensed nothing, or gave the notes back
     DEPOSITED = "deposited"  # a deposit's notes went from escrow into the machine
@@ -97,6 +98,11 @@ SCREEN_TEXT: dict[str, str] = {
     "account_frozen": "この口座はお取扱いできません。窓口へお越しください。",
     "account_dormant": "この口座はお取扱いできません。窓口へお越しください。",
     "account_closed": "この口座は解約されています。",
+    "no_card_loan": "カードローンのご契約がありません。",
+    "exceeds_available": "ご利用可能額を超えています。",
+    "contract_delinquent": "カードローンはご利用いただけません。窓口へお越しください。",
+    "contract_suspended": "カードローンはご利用いただけません。窓口へお越しください。",
+    "contract_closed": "カードローンのご契約がありません。",
     "unknown_payee": "お振込先の口座が見つかりません。",
     "unknown_transaction": "お取引が見つかりません。",
     "not_offered_here": "このATMではお取扱いできないお取引です。当行ATMをご利用ください。",

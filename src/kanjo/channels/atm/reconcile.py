@@ -11,7 +11,7 @@ import asyncpg
 import structlog
 from prometheus_client import Counter
 
-from kanjo.channels.atm import cash_in, cash_out, store
+from kanjo.channels.atm import cash_in, cash_out, loan_cash, store
 from kanjo.channels.atm.model import HoldState, JournalOutcome, MachineKind
 from kanjo.channels.atm.service import AtmChannel
 
@@ -75,6 +75,10 @@ RULES: dict[str, _Rule] = {
                         cash_out.resolve, JournalOutcome.DISPENSED, JournalOutcome.NOT_DISPENSED,
                         "dispensed_without_authorisation", "posted_but_atm_disagrees", "voided_but_atm_dispensed",
                         "in_doubt_cannot_be_posted"),
+    "loan_draw": _Rule(JournalOutcome.DISPENSED.value, loan_cash.settle_authorised, cash_out.state_after,
+                       loan_cash.resolve, JournalOutcome.DISPENSED, JournalOutcome.NOT_DISPENSED,
+                       "dispensed_without_authorisation", "posted_but_atm_disagrees", "voided_but_atm_dispensed",
+                       "in_doubt_cannot_be_posted"),
     "deposit": _Rule(JournalOutcome.DEPOSITED.value, cash_in.settle_accepted, cash_in.state_after, cash_in.resolve,
                      JournalOutcome.DEPOSITED, JournalOutcome.RETURNED, "cash_kept_without_acceptance",
                      "credited_but_atm_disagrees", "returned_but_atm_kept_cash", "in_doubt_cannot_be_credited"),

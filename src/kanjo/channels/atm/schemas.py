@@ -54,6 +54,13 @@ class AckIn(_Message):
     dispensed_minor: Annotated[int, Field(strict=True, ge=0, le=WITHDRAWAL_AMOUNT_MAX, multiple_of=1_000)]
 
 
+class LoanDrawIn(_Message):
+    """Cash from the card loan (カードローン借入) of the card's holder: the customer's cash card and PIN."""
+
+    card: Card
+    amount_minor: Annotated[int, Field(strict=True, gt=0, le=WITHDRAWAL_AMOUNT_MAX, multiple_of=1_000)]
+
+
 class DepositIn(_Message):
     card: DepositCard
     amount_minor: Annotated[int, Field(strict=True, gt=0, le=DEPOSIT_AMOUNT_MAX, multiple_of=1_000)]

@@ -39,6 +39,8 @@ from kanjo.fees import Fees
 from kanjo.fees import Refused as FeeRefused
 from kanjo.hub import Hub, HubError, Partition, ProductFailed, ProductUnavailable
 from kanjo.kernel.limits import LimitReached
+from kanjo.loans import Loans
+from kanjo.loans import Refused as LoanRefused
 from kanjo.time_deposits import Refused as TimeDepositRefused
 from kanjo.time_deposits import TimeDeposits
 
@@ -53,6 +55,7 @@ NEEDS: dict[Operation, frozenset[str]] = {
     Operation.TRANSFER: frozenset({"cards", "deposits", "fees"}),
     Operation.PASSBOOK: frozenset({"deposits"}),
     Operation.TIME_DEPOSIT: frozenset({"cards", "deposits", "time_deposits"}),
+    Operation.LOAN_DRAW: frozenset({"cards", "loans"}),
 }
 PRODUCTS = frozenset().union(*NEEDS.values())
 PARTITION_OF = {MachineKind.OWN: Partition.OWN_ATM, MachineKind.OTHER_BANK: Partition.OTHER_ATM,
@@ -85,6 +88,7 @@ class AtmChannel:
     cards: Cards
     fees: Fees
     time_deposits: TimeDeposits
+    loans: Loans
     business_date: Callable[[], dt.date]
     now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     ack_timeout_s: int = 60
@@ -160,7 +164,7 @@ async def _work(ch: AtmChannel, kind: MachineKind, operation: Operation,
         if e.retain:
             CARDS_RETAINED.labels(e.code).inc()
         return refused(e.code, str(e), retain=e.retain), {}
-    except (CardsRefused, DepositRefused, FeeRefused, TimeDepositRefused) as e:  # other business answers
+    except (CardsRefused, DepositRefused, FeeRefused, TimeDepositRefused, LoanRefused) as e:  # other business answers
         return refused(e.code, str(e)), {}
     except LimitReached as e:
         return refused("limit_reached", str(e)), {}

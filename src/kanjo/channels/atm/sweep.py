@@ -4,17 +4,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import structlog
 from prometheus_client import Counter, Gauge
 
-from kanjo.channels.atm import store
+from kanjo.channels.atm import loan_cash, store
 from kanjo.channels.atm.limits import IN_DOUBT_SWEEP_BATCH_MAX
 from kanjo.channels.atm.model import HoldState, MachineKind, Operation, request_id_of
 from kanjo.channels.atm.service import AtmChannel
 from kanjo.deposits import Refused as DepositRefused
 from kanjo.deposits import void_hold
 from kanjo.hub import HubError
+from kanjo.loans import Refused as LoanRefused
 
 log = structlog.get_logger("kanjo.atm")
 SWEEP_INTERVAL_S = 1.0
@@ -32,11 +34,11 @@ async def sweep_overdue(ch: AtmChannel) -> int:
     async with ch.pool.acquire() as conn, conn.transaction():
         overdue = await store.overdue_cash_items(conn, ch.now(), IN_DOUBT_SWEEP_BATCH_MAX)
         for item in overdue:
-            if item.operation == Operation.WITHDRAWAL.value:
+            if item.operation in RELEASES:
                 kind = ch.machines.get(item.atm_id, MachineKind.OWN)
                 try:
-                    await _void(ch, kind, request_id_of(item.atm_id, item.journal_no))
-                except DepositRefused as e:  # posted by a racing acknowledgement: it records the outcome
+                    await RELEASES[item.operation](ch, kind, request_id_of(item.atm_id, item.journal_no))
+                except (DepositRefused, LoanRefused) as e:  # posted by a racing acknowledgement: it records it
                     log.info("atm_sweep_found_posted", atm=item.atm_id, journal_no=item.journal_no, reason=e.code)
                     continue
                 except HubError as e:  # deposits unavailable now: the next sweep tries again
@@ -69,3 +71,10 @@ async def run_sweeper(ch: AtmChannel) -> None:
 
 async def _void(ch: AtmChannel, kind: MachineKind, request_id: int) -> None:
     await ch.call(kind, "deposits", "void", lambda: void_hold(ch.deposits, request_id))
+
+
+# The cash items that hold money while they wait (a deposit's escrow holds nothing), and how each is let go.
+RELEASES: dict[str, Callable[[AtmChannel, MachineKind, int], Awaitable[None]]] = {
+    Operation.WITHDRAWAL.value: _void,
+    Operation.LOAN_DRAW.value: loan_cash.release,
+}
