@@ -15,15 +15,15 @@ from tests.integration.test_atm_channel import Atm, atm  # noqa: F401  (the fixt
 LINE = 500_000
 
 
-async def _loan(atm: Atm, i: int = 0, line_minor: int = LINE) -> int:
-    holder = atm.cards[i]
-    c = await open_contract(atm.app.state.bank.loans, uuid.uuid4().int, uuid.UUID(holder["customer_id"]).int,
+async def _loan(at: Atm, i: int = 0, line_minor: int = LINE) -> int:
+    holder = at.cards[i]
+    c = await open_contract(at.app.state.bank.loans, uuid.uuid4().int, uuid.UUID(holder["customer_id"]).int,
                             uuid.UUID(holder["account_id"]).int, line_minor, Decimal("14.5"), 10)
     return c.id
 
 
-async def _view(atm: Atm, contract_id: int) -> ContractView:
-    return await get_contract(atm.app.state.bank.loans, contract_id)
+async def _view(at: Atm, contract_id: int) -> ContractView:
+    return await get_contract(at.app.state.bank.loans, contract_id)
 
 
 async def test_card_loan_cash_is_held_then_drawn_on_the_acknowledgement(atm: Atm) -> None:  # noqa: F811
@@ -64,11 +64,11 @@ async def test_the_line_is_never_passed_by_concurrent_draws(atm: Atm) -> None:  
 
 async def test_nothing_dispensed_or_part_dispensed_releases_the_rest(atm: Atm) -> None:  # noqa: F811
     loan = await _loan(atm, 2)
-    _, body, no = await atm.send("loan-draw", card=atm.card(2), amount_minor=50_000)
+    _, _, no = await atm.send("loan-draw", card=atm.card(2), amount_minor=50_000)
     _, ack, _ = await atm.send("loan-draw/ack", journal_no=no, dispensed_minor=0)
     assert ack["code"] == "voided"
     assert ((await _view(atm, loan)).drawn_minor, (await _view(atm, loan)).available_minor) == (0, LINE)
-    _, body, no = await atm.send("loan-draw", card=atm.card(2), amount_minor=50_000)
+    _, _, no = await atm.send("loan-draw", card=atm.card(2), amount_minor=50_000)
     _, ack, _ = await atm.send("loan-draw/ack", journal_no=no, dispensed_minor=30_000)  # a jam: 3 notes of 5
     assert ack["code"] == "posted"
     view = await _view(atm, loan)
@@ -122,7 +122,7 @@ async def test_no_acknowledgement_releases_the_line_and_the_journal_settles_it(a
 async def test_a_late_acknowledgement_draws_what_was_dispensed(atm: Atm) -> None:  # noqa: F811
     loan = await _loan(atm, 1)
     atm.app.state.atm.ack_timeout_s = 1
-    _, body, no = await atm.send("loan-draw", card=atm.card(1), amount_minor=40_000)
+    _, _, no = await atm.send("loan-draw", card=atm.card(1), amount_minor=40_000)
     await asyncio.sleep(1.2)
     await sweep_atm_overdue(atm.app.state.atm)
     _, late, _ = await atm.send("loan-draw/ack", journal_no=no, dispensed_minor=40_000)

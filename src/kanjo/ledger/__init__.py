@@ -19,7 +19,7 @@ from kanjo.ledger.model import (
     TransferRecord,
 )
 from kanjo.ledger.store import read_accounts
-from kanjo.ledger.verify import verify_ledger
+from kanjo.ledger.verify import trial_balance, verify_ledger
 
 __all__ = [
     "AMOUNT_MAX",
@@ -38,5 +38,6 @@ __all__ = [
     "TransferOutcome",
     "TransferRecord",
     "read_accounts",
+    "trial_balance",
     "verify_ledger",
 ]

@@ -106,19 +106,9 @@ async def verify_ledger(conn: asyncpg.Connection, now_ns: int | None = None) -> 
         "SELECT (SELECT count(*) FROM ledger.accounts) accounts, (SELECT count(*) FROM ledger.transfers) transfers,"
         " (SELECT count(*) FROM ledger.rejected_transfers) rejected"
     )
-    trial = await conn.fetch(
-        "SELECT ledger, code, count(*) AS accounts, sum(debits_posted)::numeric AS debits,"
-        " sum(credits_posted)::numeric AS credits FROM ledger.accounts GROUP BY ledger, code ORDER BY ledger, code"
-    )
-    trial_balance: dict[str, dict[str, dict[str, int]]] = {}
-    for r in trial:
-        trial_balance.setdefault(str(r["ledger"]), {})[str(r["code"])] = {
-            "accounts": r["accounts"], "debits_posted": int(r["debits"]), "credits_posted": int(r["credits"]),
-            "balance_debit": int(r["debits"]) - int(r["credits"]),
-        }
     return {
         "ok": all(c["ok"] for c in checks.values()),
-        "trial_balance": trial_balance,  # by ledger (currency) and account code; each ledger nets to zero
+        "trial_balance": await trial_balance(conn),  # by ledger (currency) and account code; each nets to zero
         "accounts": totals["accounts"],
         "transfers": totals["transfers"],
         "rejected_transfers": totals["rejected"],
@@ -135,3 +125,18 @@ def _uuid(value: int):  # type: ignore[no-untyped-def]
 
 def _int(value: object) -> int:
     return int(value) if value is not None else 0  # type: ignore[call-overload]
+
+
+async def trial_balance(conn: asyncpg.Connection) -> dict[str, dict[str, dict[str, int]]]:
+    """Posted debits and credits by ledger (currency) and account code, as the books stand now."""
+    trial = await conn.fetch(
+        "SELECT ledger, code, count(*) AS accounts, sum(debits_posted)::numeric AS debits,"
+        " sum(credits_posted)::numeric AS credits FROM ledger.accounts GROUP BY ledger, code ORDER BY ledger, code"
+    )
+    balances: dict[str, dict[str, dict[str, int]]] = {}
+    for r in trial:
+        balances.setdefault(str(r["ledger"]), {})[str(r["code"])] = {
+            "accounts": r["accounts"], "debits_posted": int(r["debits"]), "credits_posted": int(r["credits"]),
+            "balance_debit": int(r["debits"]) - int(r["credits"]),
+        }
+    return balances
