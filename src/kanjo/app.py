@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 
 from fastapi import FastAPI, Request
 
 from kanjo import __version__
 from kanjo.bank import build_bank, build_hub
+from kanjo.batch import Batch, BusinessDay, Kind, bank_kinds, bulk_runner, day_plan
+from kanjo.batch.api import router as batch_router
 from kanjo.business_calendar.api import router as calendar_router
 from kanjo.cards.api import router as cards_router
 from kanjo.channels import (
@@ -34,6 +37,8 @@ from kanjo.hub.api import router as hub_router
 from kanjo.ledger import Ledger, LedgerBusy, LedgerUnavailable
 from kanjo.ledger.api import router as ledger_router
 from kanjo.loans.api import router as loans_router
+from kanjo.ops import Ops, run_evaluations
+from kanjo.ops.api import router as alerts_router
 from kanjo.ops_api import router as ops_router
 from kanjo.platform.http import (
     BodySizeLimit,
@@ -46,7 +51,10 @@ from kanjo.platform.settings import load_settings
 from kanjo.time_deposits.api import router as time_deposits_router
 
 
-def create_app(ledger: Ledger | None, *, pin_key_bytes: bytes | None = None) -> FastAPI:
+def create_app(ledger: Ledger | None, *, pin_key_bytes: bytes | None = None,
+               business_day: BusinessDay | None = None) -> FastAPI:
+    """The HTTP app on `ledger`. With `business_day` (the date online posts on, which the ledger was started with)
+    the batch runs in this process too."""
     app = FastAPI(
         title="kanjo",
         version=__version__,
@@ -74,6 +82,13 @@ def create_app(ledger: Ledger | None, *, pin_key_bytes: bytes | None = None) -> 
             time_deposits=bank.time_deposits, calendar=bank.calendar, business_date=bank.business_date)
         app.state.openapi = OpenApiChannel(pool=ledger.pool, hub=app.state.hub, deposits=bank.deposits,
                                            cards=bank.cards, fees=bank.fees)
+        app.state.ops = Ops(ledger.pool, call_counts=app.state.hub.call_counts)
+        if business_day is not None:
+            settings = load_settings()
+            app.state.batch = Batch(
+                ledger.pool, {**bank_kinds(bank), "bulk_posting": Kind(bulk_runner(ledger, app.state.hub))},
+                business_day, bank.calendar, day_plan(dt.time.fromisoformat(settings.batch_cut_off_time)),
+                pace=app.state.hub.batch_pace, scheduled=settings.batch_scheduler)
     app.add_middleware(BodySizeLimit)
     # the ATM protocol's messages (most of the traffic) skip the framework's routing and middleware (wire.py)
     app.add_middleware(AtmWire, channel=lambda: getattr(app.state, "atm", None), busy=(LedgerBusy,),
@@ -97,6 +112,8 @@ def create_app(ledger: Ledger | None, *, pin_key_bytes: bytes | None = None) -> 
     app.include_router(openapi_router)
     app.include_router(openapi_bank_router)
     app.include_router(ops_router)
+    app.include_router(batch_router)
+    app.include_router(alerts_router)
 
     @app.get("/healthz", tags=["operations"], summary="The process answers")
     async def healthz() -> dict[str, str]:
@@ -114,17 +131,24 @@ def create_app(ledger: Ledger | None, *, pin_key_bytes: bytes | None = None) -> 
 
 
 async def start_background(app: FastAPI) -> None:
-    """What runs beside the requests: the hub's load sampler and the ATM channel's sweep of unacknowledged
-    withdrawals (the ATM registry is loaded first, for routing)."""
+    """What runs beside the requests: the hub's load sampler, the ATM channel's sweep of unacknowledged
+    withdrawals (the ATM registry is loaded first, for routing), and the alert evaluation."""
     app.state.hub.start()
     await app.state.atm.load_machines()
     app.state.background = [asyncio.create_task(run_atm_sweeper(app.state.atm), name="atm-sweeper")]
     app.state.background.append(asyncio.create_task(run_teller_sweeper(app.state.teller), name="teller-expiry"))
     app.state.background.append(asyncio.create_task(run_openapi_housekeeping(app.state.openapi),
                                                     name="openapi-housekeeping"))
+    app.state.background.append(asyncio.create_task(run_evaluations(app.state.ops), name="ops-alerts"))
+    if getattr(app.state, "batch", None) is not None:
+        await app.state.batch.ensure_planned()  # the open date's jobs are there before the first request
+        app.state.background.append(asyncio.create_task(app.state.batch.run_forever(), name="batch"))
 
 
 async def stop_background(app: FastAPI) -> None:
+    batch = getattr(app.state, "batch", None)
+    if batch is not None:
+        await batch.stop()
     for task in getattr(app.state, "background", []):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -77,6 +77,7 @@ def up(
 async def _serve(settings: Settings, dsn: str, host: str, port: int, demo: bool) -> None:
     from kanjo.accounting import ensure_chart
     from kanjo.app import create_app, start_background, stop_background
+    from kanjo.batch import BusinessDay
     from kanjo.business_calendar import BankCalendar, business_date_of
     from kanjo.kernel import SystemClock
     from kanjo.ledger import Ledger
@@ -91,13 +92,16 @@ async def _serve(settings: Settings, dsn: str, host: str, port: int, demo: bool)
         await conn.close()
     calendar = BankCalendar()
     clock = SystemClock()
-    ledger = await Ledger.start(dsn, clock=clock, business_date=lambda: business_date_of(clock, calendar),
+    day = BusinessDay(business_date_of(clock, calendar))  # until the batch's open date is read, just below
+    ledger = await Ledger.start(dsn, clock=clock, business_date=day,
                                 pool_size_max=settings.db_pool_size_max,
                                 sweep_interval_s=settings.expiry_sweep_interval_ms / 1000,
                                 linger_s=settings.batch_linger_us / 1_000_000)
     try:
+        assert ledger.pool is not None
+        day.moved_to((await BusinessDay.load(ledger.pool, day()))())
         await ensure_chart(ledger)
-        app = create_app(ledger)
+        app = create_app(ledger, business_day=day)
         await start_background(app)
         try:
             await _load_and_serve(app, settings, dsn, applied, host, port, demo)
@@ -335,6 +339,117 @@ def _drill(name: str, url: str | None, make_options: Any) -> None:
             report = _run(run_drill(name, options, server_dsn=dsn.rpartition("/")[0] + "/postgres"))
     print(json.dumps(report, ensure_ascii=False), flush=True)
     raise typer.Exit(0 if report.get("passed") else 1 if "criteria" in report else 2)
+
+
+KanjoUrlOption = Annotated[str, typer.Option("--url", help="the running kanjo to ask")]
+
+
+@app.command()
+def alerts(
+    url: KanjoUrlOption = "http://127.0.0.1:8000",
+    state: Annotated[str, typer.Option(help="open, resolved or all")] = "open",
+    limit: Annotated[int, typer.Option(min=1, help="alerts per page (at most ops_alerts_page_rows_max)")] = 100,
+    offset: Annotated[int, typer.Option(min=0, help="alerts skipped, newest first")] = 0,
+    json_output: Annotated[bool, typer.Option("--json", help="the JSON answer instead of a table")] = False,
+) -> None:
+    """The alerts of a running kanjo (open ones by default), newest first; exit 2 when it cannot be read."""
+    _show("/v1/alerts", url, {"state": state, "limit": limit, "offset": offset}, json_output, "alerts_table")
+
+
+@app.command()
+def capacity(
+    url: KanjoUrlOption = "http://127.0.0.1:8000",
+    json_output: Annotated[bool, typer.Option("--json", help="the JSON answer instead of a table")] = False,
+) -> None:
+    """Every named limit of a running kanjo: usage, trend per hour and estimated time to full, fullest first."""
+    _show("/v1/capacity", url, None, json_output, "capacity_table")
+
+
+def _show(path: str, url: str, params: dict[str, str | int] | None, json_output: bool, table: str) -> None:
+    from kanjo import ops
+
+    try:
+        body = ops.fetch(url, path, params)
+    except ops.ConsoleError as e:
+        err.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from None
+    if json_output:
+        print(json.dumps(body, ensure_ascii=False), flush=True)
+    else:
+        Console().print(getattr(ops, table)(body))
+
+
+batch_app = typer.Typer(help="The batch of a running kanjo: each business date's jobs, holds, reruns.",
+                        no_args_is_help=True)
+app.add_typer(batch_app, name="batch")
+BatchUrl = Annotated[str, typer.Option("--url", help="the running kanjo")]
+BatchDate = Annotated[str | None, typer.Option("--date", help="business date YYYY-MM-DD (default: tonight's)")]
+Operator = Annotated[str, typer.Option("--by", help="who acts, for the job's history")]
+
+
+@batch_app.command("list")
+def batch_list(url: BatchUrl = "http://127.0.0.1:8000", date: BatchDate = None,
+               json_output: Annotated[bool, typer.Option("--json", help="the JSON answer")] = False) -> None:
+    """A date's jobs: state, progress, estimated finish, overrun, and what keeps the day from closing."""
+    from kanjo.batch import console
+
+    report = _batch_call(lambda: console.call(url, "GET", console.day_path(date, url)))
+    if json_output:
+        print(json.dumps(report, ensure_ascii=False), flush=True)
+    else:
+        Console().print(console.jobs_table(report))
+
+
+@batch_app.command("run")
+def batch_run(job: str, url: BatchUrl = "http://127.0.0.1:8000", date: BatchDate = None, by: Operator = "operator",
+              follow: Annotated[bool, typer.Option(help="show its progress until it ends")] = True) -> None:
+    """Start a waiting job now (before its not-before time); exit 1 unless it succeeds (when followed)."""
+    _batch_act("run", job, url, date, by, follow)
+
+
+@batch_app.command("hold")
+def batch_hold(job: str, url: BatchUrl = "http://127.0.0.1:8000", date: BatchDate = None,
+               by: Operator = "operator") -> None:
+    """Keep a job from starting; a running one stops at its next chunk boundary."""
+    _batch_act("hold", job, url, date, by, False)
+
+
+@batch_app.command("release")
+def batch_release(job: str, url: BatchUrl = "http://127.0.0.1:8000", date: BatchDate = None,
+                  by: Operator = "operator") -> None:
+    """Let a held job start, or resume from its checkpoint."""
+    _batch_act("release", job, url, date, by, False)
+
+
+@batch_app.command("rerun")
+def batch_rerun(job: str, url: BatchUrl = "http://127.0.0.1:8000", date: BatchDate = None, by: Operator = "operator",
+                follow: Annotated[bool, typer.Option(help="show its progress until it ends")] = True) -> None:
+    """Run a finished or failed job again (idempotent: nothing done is done twice)."""
+    _batch_act("rerun", job, url, date, by, follow)
+
+
+def _batch_act(action: str, job: str, url: str, date: str | None, by: str, follow: bool) -> None:
+    from kanjo.batch import console
+
+    def act() -> dict[str, Any]:
+        path = f"{console.day_path(date, url)}/jobs/{job}"
+        answer = console.call(url, "POST", f"{path}/{action}", {"by": by})
+        return console.follow(url, path) if follow else answer
+    job_report = _batch_call(act)
+    print(json.dumps({k: job_report[k] for k in ("business_date", "name", "state", "held", "done_items",
+                                                 "total_items", "result", "error")}, ensure_ascii=False), flush=True)
+    if follow and job_report["state"] != "succeeded":
+        raise typer.Exit(1)
+
+
+def _batch_call(fn: Any) -> Any:
+    from kanjo.batch import console
+
+    try:
+        return fn()
+    except console.ConsoleError as e:
+        err.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from None
 
 
 def main() -> None:

@@ -133,6 +133,7 @@ class Batch:
     now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(JST))
     tick_s: float = 0.2
     stale_after_s: float = 30.0
+    scheduled: bool = True  # off: only the jobs an operator runs start
     owner: str = field(default_factory=_owner)
     stopping: bool = False
     _tasks: dict[tuple[dt.date, str], asyncio.Task[None]] = field(default_factory=dict)
@@ -195,7 +196,7 @@ class Batch:
         for r in runs:
             by_day.setdefault(r.business_date, []).append(r)
         for day_runs in by_day.values():
-            for r in startable(day_runs, self.now()):
+            for r in startable(day_runs, self.now(), scheduled=self.scheduled):
                 if self.stopping or len(self._tasks) >= JOBS_RUNNING_MAX:
                     return started
                 if (r.business_date, r.name) in self._tasks:
@@ -327,6 +328,19 @@ class Batch:
             released = await self._job(conn, day, name)
         self._wake.set()
         return released
+
+    async def run_now(self, day: dt.date, name: str, by: str) -> JobRun:
+        """Start a waiting job without waiting for its not-before time (its predecessors and holds still rule)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            r = await self._job(conn, day, name, for_update=True)
+            if r.state is not JobState.WAITING:
+                raise BatchError("not_waiting", f"job {name} of {day} is {r.state.value}: only a waiting job is"
+                                 " started (rerun a finished one)")
+            await store.waive_not_before(conn, day, name)
+            await store.record(conn, day, name, "run_requested", {"by": by}, HISTORY_ROWS_PER_JOB_MAX)
+            again = await self._job(conn, day, name)
+        self.wake()
+        return again
 
     async def rerun(self, day: dt.date, name: str, by: str) -> JobRun:
         """Run a finished or failed job again from the start (it is idempotent: what was done stays done once)."""

@@ -88,6 +88,7 @@ class JobRun:
     checkpoint: dict[str, Any] | None
     result: dict[str, Any] | None
     error: str | None
+    not_before_waived: bool = False  # an operator started it before its time
 
     @property
     def name(self) -> str:
@@ -162,18 +163,19 @@ def waits_for(spec: JobSpec, specs: Sequence[JobSpec]) -> set[str]:
     return deps
 
 
-def startable(runs: Iterable[JobRun], now_local: dt.datetime) -> list[JobRun]:
+def startable(runs: Iterable[JobRun], now_local: dt.datetime, *, scheduled: bool = True) -> list[JobRun]:
     """Jobs that may start now: waiting, not held, every job they wait for finished, past their not-before time (on
-    their business date; a job of an earlier date is never held back by the clock)."""
+    their business date; a job of an earlier date is never held back by the clock). Unscheduled (the scheduler is
+    off), only the jobs an operator asked to run."""
     by_name = {r.name: r for r in runs}
     specs = [r.spec for r in by_name.values()]
     out = []
     for r in by_name.values():
-        if r.state is not JobState.WAITING or r.held:
+        if r.state is not JobState.WAITING or r.held or (not scheduled and not r.not_before_waived):
             continue
         if any(by_name[p].state not in FINISHED for p in waits_for(r.spec, specs) if p in by_name):
             continue
-        if r.spec.not_before is not None and now_local.date() <= r.business_date \
+        if r.spec.not_before is not None and not r.not_before_waived and now_local.date() <= r.business_date \
                 and now_local < dt.datetime.combine(r.business_date, r.spec.not_before, now_local.tzinfo):
             continue
         out.append(r)

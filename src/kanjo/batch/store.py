@@ -12,7 +12,7 @@ import orjson
 from kanjo.batch.model import DayState, JobRun, JobSpec, JobState, Rerun
 
 _JOB_COLUMNS = ("business_date, spec, state, held, attempts, started_at, finished_at, done_items, total_items,"
-                " checkpoint, result, error")
+                " checkpoint, result, error, not_before_waived")
 
 
 def _json(value: Any) -> str | None:
@@ -35,7 +35,7 @@ def spec_of(raw: dict[str, Any]) -> JobSpec:
 
 def _run(r: asyncpg.Record) -> JobRun:
     return JobRun(r[0], spec_of(_load(r[1])), JobState(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], _load(r[9]),
-                  _load(r[10]), r[11])
+                  _load(r[10]), r[11], r[12])
 
 
 # -- days ------------------------------------------------------------------------------------------------------
@@ -167,6 +167,11 @@ async def reclaim_stale(conn: asyncpg.Connection, stale_after_s: float) -> list[
 async def set_held(conn: asyncpg.Connection, day: dt.date, name: str, held: bool) -> bool:
     return (await conn.execute("UPDATE batch.jobs SET held = $3 WHERE business_date = $1 AND name = $2",
                                day, name, held)).endswith("1")
+
+
+async def waive_not_before(conn: asyncpg.Connection, day: dt.date, name: str) -> None:
+    await conn.execute("UPDATE batch.jobs SET not_before_waived = true WHERE business_date = $1 AND name = $2",
+                       day, name)
 
 
 async def rerun(conn: asyncpg.Connection, day: dt.date, name: str) -> None:

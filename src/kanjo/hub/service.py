@@ -79,6 +79,9 @@ class Hub:
         self._products: dict[str, _Product] = {}
         self._routes: dict[Partition, tuple[str, ...]] = {p: () for p in Partition}
         self._faults: dict[str, Fault] = {}  # at most one per product: bounded by hub_products_max
+        # calls by (partition, product, outcome), as kanjo_hub_requests counts them but for this hub alone: bounded by
+        # the partitions, hub_products_max and the outcomes
+        self._calls: dict[tuple[str, str, str], int] = {}
         self._clock = clock or SystemClock()
         self._now_s = now_s
 
@@ -215,6 +218,8 @@ class Hub:
 
     def _observe(self, partition: Partition, product: str, outcome: str, started: float, ran: bool) -> None:
         telemetry.REQUESTS.labels(partition=partition.value, product=product, outcome=outcome).inc()
+        key = (partition.value, product, outcome)
+        self._calls[key] = self._calls.get(key, 0) + 1
         if not ran:
             return
         elapsed_s = asyncio.get_running_loop().time() - started
@@ -290,6 +295,10 @@ class Hub:
         return {"status": status[breaker.state], "breaker": breaker.state.value,
                 "error_ratio": round(breaker.error_ratio(), 4), "since": self._wall_time(breaker.since_s),
                 "forced_reason": breaker.forced_reason}
+
+    def call_counts(self) -> dict[tuple[str, str, str], int]:
+        """Calls since this hub was made, by (partition, product, outcome): the outcomes of `kanjo_hub_requests`."""
+        return dict(self._calls)
 
     def policies(self) -> dict[str, Any]:
         """The partitions, products, routes and admission thresholds in force."""

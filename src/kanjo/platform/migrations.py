@@ -9,7 +9,7 @@ import asyncpg
 
 # Contexts in dependency order; each owns its own schema.
 CONTEXTS = ("ledger", "customers", "deposits", "cards", "time_deposits", "fees", "loans", "channels.atm",
-            "channels.teller", "channels.openapi", "batch")
+            "channels.teller", "channels.openapi", "batch", "ops")
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,8 @@ class KanjoServer:
                  progress: Callable[[str], None] | None = None, keep_log: bool = False) -> None:
         self.dsn = dsn
         self.port = port
-        self.env = {**os.environ, **(env or {}), "KANJO_DATABASE_URL": dsn}
+        # tests drive the batch themselves: nothing starts by the clock unless a test asks for it
+        self.env = {**os.environ, "KANJO_BATCH_SCHEDULER": "false", **(env or {}), "KANJO_DATABASE_URL": dsn}
         self.process: asyncio.subprocess.Process | None = None
         self.log_path = Path(tempfile.gettempdir()) / f"kanjo-{label}-server-{os.getpid()}-{port}.log"
         self._progress = progress or (lambda message: None)

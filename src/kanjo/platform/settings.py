@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     )
     atm_ack_timeout_s: int = Field(default=60, ge=1, le=60,
                                    description="an ATM confirms a cash-out within this, or the hold is voided")
+    batch_scheduler: bool = Field(default=True, description="run each business date's jobs by themselves; off: a"
+                                  " job starts only when an operator runs it (kanjo batch run)")
+    batch_cut_off_time: str = Field(default="21:00", pattern="^([01][0-9]|2[0-3]):[0-5][0-9]$",
+                                    description="not before this time in Japan does online move to the next date")
     faults_enabled: bool = Field(default=False, description="drills and benches: fault injection and seeding routes")
 
 
