@@ -301,7 +301,7 @@ def drill_product_down(
 def drill_network_flap(
     json_output: Annotated[bool, typer.Option("--json", help="one JSON object on stdout (the only format)")] = True,
     url: UrlOption = None, atms: AtmsOption = 200, cards: CardsOption = 2_000, rate: RateOption = 30.0,
-    mix: MixOption = "withdrawal=60,inquiry=20,deposit=15,transfer=4,time_deposit=1",
+    mix: MixOption = "withdrawal=58,inquiry=20,deposit=15,transfer=4,loan_draw=2,time_deposit=1",
     seed: SeedOption = 20_260_303, device_timeout_ms: TimeoutOption = 5_000, retries: RetriesOption = 2,
     flap_s: Annotated[float, typer.Option(min=0.5, max=3600, help="how long the link flaps")] = 60.0,
     period_s: Annotated[float, typer.Option(help="one flap per period: up, then down")] = 4.0,

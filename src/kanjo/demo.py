@@ -35,6 +35,10 @@ DEMO_ATMS = (("A0001", channels.MachineKind.OWN, "本店 ATM コーナー"), ("A
              ("B0001", channels.MachineKind.OTHER_BANK, "提携銀行 東京駅"),
              ("C0001", channels.MachineKind.CONVENIENCE, "コンビニ 丸の内店"))
 DEMO_CARD_HOLDERS = 20
+DEMO_CARD_LOAN_EVERY = 5  # the demo's card holders 1, 6, 11 and 16 also have a card loan to draw on at an ATM
+CARD_LOAN_LINE_MINOR = 500_000
+CARD_LOAN_RATE_PERCENT = Decimal("14.5")
+CARD_LOAN_COLLECTION_DAY = 10
 
 
 def demo_id(name: str) -> int:
@@ -53,8 +57,9 @@ async def load_demo(bank: Bank, customer_count: int = CUSTOMERS) -> dict[str, in
     general = await _in_chunks([partial(_general_account, bank, n, accounts[n - 1]) for n in range(8, n_max + 1, 8)])
     loans_drawn = await _in_chunks([partial(_card_loan, bank, n, accounts[n - 1]) for n in range(6, n_max + 1, 6)])
     charged = await _in_chunks([partial(_atm_fee, bank, n, accounts[n - 1]) for n in range(3, n_max + 1, 10)])
-    holders = await seed_card_holders(bank, 1, DEMO_CARD_HOLDERS, 300_000)
-    return {"card_holders": len(holders),"customers": n_max, "accounts": len(accounts), "transfers": len(transfers),
+    holders = await seed_card_holders(bank, 1, DEMO_CARD_HOLDERS, 300_000, card_loan_every=DEMO_CARD_LOAN_EVERY)
+    return {"card_holders": len(holders), "card_holders_with_card_loan": sum(h["card_loan"] for h in holders),
+            "customers": n_max, "accounts": len(accounts), "transfers": len(transfers),
             "time_deposits": len(placed), "general_accounts_overdrawn": len(general), "card_loans": len(loans_drawn),
             "fees": sum(1 for c in charged if c is not None)}
 
@@ -86,11 +91,15 @@ async def _general_account(bank: Bank, n: int, account_id: int) -> int:
 async def _card_loan(bank: Bank, n: int, account_id: int) -> int:
     """Every sixth customer: a ¥500,000 card loan at 14.5 %, collected on the 10th, partly drawn."""
     account = await deposits.get_account(bank.deposits, account_id)
-    contract = await loans.open_contract(bank.loans, demo_id(f"card-loan:{n}"), account.customer_id, account_id,
-                                         500_000, Decimal("14.5"), 10)
+    contract = await _open_card_loan(bank, f"card-loan:{n}", account.customer_id, account_id)
     to = loans.Channel.CASH if n % 12 == 0 else loans.Channel.ACCOUNT
     await loans.draw(bank.loans, demo_id(f"card-loan-draw:{n}"), contract.id, 50_000 * (1 + n % 4), to)
     return contract.id
+
+
+async def _open_card_loan(bank: Bank, name: str, customer_id: int, account_id: int) -> loans.Contract:
+    return await loans.open_contract(bank.loans, demo_id(name), customer_id, account_id, CARD_LOAN_LINE_MINOR,
+                                     CARD_LOAN_RATE_PERCENT, CARD_LOAN_COLLECTION_DAY)
 
 
 async def _atm_fee(bank: Bank, n: int, account_id: int) -> int | None:
@@ -141,15 +150,25 @@ def pin_of(n: int) -> str:
     raise AssertionError("a PIN is found within ten steps")
 
 
-async def seed_card_holders(bank: Bank, first: int, count: int, balance_minor: int) -> list[dict[str, str]]:
+async def seed_card_holders(bank: Bank, first: int, count: int, balance_minor: int, *,
+                            card_loan_every: int | None = None) -> list[dict[str, Any]]:
     """Card holders numbered first…first+count-1: a customer, an ordinary account with `balance_minor`, a cash card
-    with its PIN. Idempotent (ids derive from the numbers). Returns what an ATM simulator needs to use them."""
+    with its PIN; holders 1, 1+N, 1+2N… (N = `card_loan_every`) also a ¥500,000 card loan. Idempotent (ids derive
+    from the numbers). Returns what an ATM simulator needs to use them, `card_loan` saying who can draw on a loan."""
     if not 1 <= count <= ATM_SEED_COUNT_MAX:
         raise ValueError(f"seed 1 to {ATM_SEED_COUNT_MAX:,} card holders at a time, not {count}")
-    return await _in_chunks([partial(_card_holder, bank, n, balance_minor) for n in range(first, first + count)])
+    if card_loan_every is not None and card_loan_every < 1:
+        raise ValueError(f"card_loan_every is a positive number of card holders, not {card_loan_every}")
+    return await _in_chunks([partial(_card_holder, bank, n, balance_minor, _has_card_loan(n, card_loan_every))
+                             for n in range(first, first + count)])
 
 
-async def _card_holder(bank: Bank, n: int, balance_minor: int) -> dict[str, str]:
+def _has_card_loan(n: int, every: int | None) -> bool:
+    """From the first holder on, so that any seeding from 1 has a card loan among its holders."""
+    return every is not None and (n - 1) % every == 0
+
+
+async def _card_holder(bank: Bank, n: int, balance_minor: int, card_loan: bool) -> dict[str, Any]:
     customer_id = demo_id(f"atm-customer:{n}")
     surname, surname_kana = SURNAMES[(n + 5) % len(SURNAMES)]
     given, given_kana = GIVEN[(n // len(SURNAMES) + 3) % len(GIVEN)]
@@ -167,9 +186,12 @@ async def _card_holder(bank: Bank, n: int, balance_minor: int) -> dict[str, str]
         await deposits.deposit_cash(bank.deposits, demo_id(f"atm-deposit:{n}"), account.id, balance_minor)
     pin = pin_of(n)
     issued = await cards.issue_card(bank.cards, demo_id(f"atm-card:{n}"), account.id, customer_id, pin)
+    if card_loan:
+        await _open_card_loan(bank, f"atm-card-loan:{n}", customer_id, account.id)
     return {"card_number": issued.card_number, "pin": pin, "account_id": str(uuid.UUID(int=account.id)),
             "customer_id": str(uuid.UUID(int=customer_id)),
-            "branch_code": account.branch_code, "account_number": f"{account.account_number:07d}"}
+            "branch_code": account.branch_code, "account_number": f"{account.account_number:07d}",
+            "card_loan": card_loan}
 
 
 async def _in_chunks(work: Sequence[Callable[[], Awaitable[Any]]]) -> list[Any]:

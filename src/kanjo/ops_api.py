@@ -31,6 +31,8 @@ class SeedIn(BaseModel):
     count: Annotated[int, Field(strict=True, ge=1, le=ATM_SEED_COUNT_MAX)]
     first: Annotated[int, Field(strict=True, ge=1, le=10_000_000)] = 1
     balance_minor: Annotated[int, Field(strict=True, ge=0, le=100_000_000)] = 1_000_000
+    # holders 1, 11, 21… also get a card loan, so that the fleet's loan draws have cards to use; null: none
+    card_loan_every: Annotated[int, Field(strict=True, ge=1, le=10_000_000)] | None = 10
 
 
 def _drills_only() -> None:
@@ -74,8 +76,10 @@ async def clear(product: str, request: Request) -> dict[str, Any]:
     return {"faults": _hub(request).faults()}
 
 
-@router.post("/seed/atm-customers", summary="Create card holders with funded accounts (drills and benches only)")
+@router.post("/seed/atm-customers",
+             summary="Create card holders with funded accounts, some with a card loan (drills and benches only)")
 async def seed(body: SeedIn, request: Request) -> dict[str, Any]:
     _drills_only()
-    cards = await seed_card_holders(request.app.state.bank, body.first, body.count, body.balance_minor)
+    cards = await seed_card_holders(request.app.state.bank, body.first, body.count, body.balance_minor,
+                                    card_loan_every=body.card_loan_every)
     return {"cards": cards}

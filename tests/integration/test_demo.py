@@ -20,7 +20,8 @@ async def test_the_demo_bank_is_alive_verified_and_loads_once(ledger_dsn: str) -
         bank = build_bank(ledger, BankCalendar())
         first = await load_demo(bank, customer_count=120)
         assert first == {"customers": 120, "accounts": 120, "transfers": 24, "time_deposits": 30,
-                         "general_accounts_overdrawn": 15, "card_loans": 20, "fees": 12, "card_holders": 20}
+                         "general_accounts_overdrawn": 15, "card_loans": 20, "fees": 12, "card_holders": 20,
+                         "card_holders_with_card_loan": 4}
         conn = await db.connect(ledger_dsn)
         try:
             before = await conn.fetchval("SELECT count(*) FROM ledger.transfers")

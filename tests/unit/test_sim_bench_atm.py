@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from kanjo.bench.atm import _check_arguments, _mix_for, scenario_result
-from kanjo.sim import Card, Fleet, FleetConfig
+from kanjo.sim import DEFAULT_MIX, Card, Fleet, FleetConfig, parse_mix
 from kanjo.sim.report import build_report
 
-CARDS = tuple(Card(f"4980{i:012d}", "1234", f"acct-{i}", "001", f"{1000000 + i}") for i in range(4))
+CARDS = tuple(Card(f"4980{i:012d}", "1234", f"acct-{i}", "001", f"{1000000 + i}", i == 0) for i in range(4))
 
 
 def simulator_report(*, e2e_ms: list[float], time_deposit_unavailable: int = 0,
@@ -25,7 +25,7 @@ def simulator_report(*, e2e_ms: list[float], time_deposit_unavailable: int = 0,
     tally.withdrawal_end_to_end_us.extend(round(ms * 1000) for ms in e2e_ms)
     for ms in e2e_ms:
         tally.latency("withdrawal", ms / 2000)
-    tally.ack_codes["posted"] = len(e2e_ms)
+    tally.withdrawals.ack_codes["posted"] = len(e2e_ms)
     if withdrawal_errors:
         tally.results["withdrawal"]["no_answer/timeout"] = withdrawal_errors
         tally.system_errors["withdrawal"]["timeout"] = withdrawal_errors
@@ -46,7 +46,7 @@ def test_a_fast_error_free_run_passes_and_reports_the_contract() -> None:
     assert result["latency_ms_by_message"]["withdrawal"] == {"p50": 2.5, "p99": 2.5, "max": 20.0, "count": 100}
     assert result["withdrawals_per_s_offered"] == 6.0 and result["withdrawals_per_s_achieved"] == 100.0
     assert result["system_errors"] == 0 and result["cards_retained_by_system_error"] == 0
-    assert result["withdrawal_ack_codes"] == {"posted": 100}
+    assert result["withdrawal_ack_codes"] == {"posted": 100} and result["loan_draw_ack_codes"] == {}
     assert result["passed"] is True and result["verified"] is True
     assert "unavailable_while_down" not in result
 
@@ -94,10 +94,16 @@ def test_arguments_are_checked_before_anything_starts() -> None:
             _check_arguments(*bad)
 
 
-def test_transfers_leave_the_mix_only_when_the_cards_cannot_be_paid_into() -> None:
-    payable = [{"card_number": "4980000000000001", "pin": "1234", "account_id": "a", "branch_code": "001",
-                "account_number": "1000001"}]
-    assert _mix_for(payable) is None  # the simulator's default, realistic mix
-    mix = _mix_for([{"card_number": "4980000000000001", "pin": "1234", "account_id": "a"}])
-    assert mix is not None and "transfer" not in mix and "withdrawal=60" in mix
-    assert collections.Counter(part.split("=")[0] for part in mix.split(",")).most_common(1)[0][1] == 1
+def test_operations_leave_the_mix_only_when_the_cards_cannot_do_them() -> None:
+    payable = {"card_number": "4980000000000001", "pin": "1234", "account_id": "a", "branch_code": "001",
+               "account_number": "1000001"}
+    assert _mix_for([payable, {**payable, "card_loan": True}]) is None  # the simulator's default, realistic mix
+    for cards, left_out in (([{"card_number": "4980000000000001", "pin": "1234", "account_id": "a",
+                               "card_loan": True}], "transfer"),
+                            ([payable, {**payable, "card_loan": False}], "loan_draw")):
+        mix = _mix_for(cards)
+        assert mix is not None and left_out not in mix and "withdrawal=58" in mix, mix
+        assert {"transfer", "loan_draw"} - {left_out} <= {part.split("=")[0] for part in mix.split(",")}, mix
+        assert collections.Counter(part.split("=")[0] for part in mix.split(",")).most_common(1)[0][1] == 1
+    assert parse_mix(_mix_for([{**payable, "branch_code": None}]) or "") == tuple(
+        (op, weight) for op, weight in DEFAULT_MIX if op not in ("transfer", "loan_draw"))

@@ -18,7 +18,8 @@ import pytest
 
 from kanjo.sim import DEFAULT_MIX, Card, FaultPlan, Fleet, FleetConfig, JournalEntry, Outcome
 
-CARDS = tuple(Card(f"4980{i:012d}", f"{1000 + i:04d}", f"acct-{i}", "001", f"{1000000 + i}") for i in range(20))
+CARDS = tuple(Card(f"4980{i:012d}", f"{1000 + i:04d}", f"acct-{i}", "001", f"{1000000 + i}", i % 5 == 0)
+              for i in range(20))
 WITHDRAWALS_ONLY = (("withdrawal", 1.0),)
 
 
@@ -33,12 +34,12 @@ Script = Callable[[str, dict[str, Any], int], Answer]  # (path, body, how often 
 
 
 def protocol_answer(path: str, body: dict[str, Any], seen: int) -> Answer:
-    """The trivial bank: every operation approved, every ack posted, every journal entry matched."""
+    """The trivial bank: every operation approved, every ack posted, every journal entry but deposits matched."""
     common = {"atm_id": body["atm_id"], "journal_no": body.get("journal_no"), "result": "approved", "code": "ok",
               "message": "", "card_action": "return", "replayed": seen > 0}
-    if path == "/atm/v1/withdrawal":
+    if path in ("/atm/v1/withdrawal", "/atm/v1/loan-draw"):
         return Answer(body={**common, "dispense_minor": body["amount_minor"], "fee_minor": 0})
-    if path == "/atm/v1/withdrawal/ack":
+    if path in ("/atm/v1/withdrawal/ack", "/atm/v1/loan-draw/ack"):
         return Answer(body={**common, "code": "posted" if body["dispensed_minor"] else "voided"})
     if path == "/atm/v1/deposit":
         return Answer(body={**common, "code": "accepted", "fee_minor": 0})
@@ -216,6 +217,52 @@ async def test_no_answer_at_all_returns_the_card_and_releases_the_hold_with_a_ze
 
 
 DEPOSITS_ONLY = (("withdrawal", 1.0), ("deposit", 99.0))  # a rate is given in withdrawals: 20 operations/s at 0.2
+LOAN_DRAWS_ONLY = (("withdrawal", 1.0), ("loan_draw", 99.0))
+BORROWERS = {c.number for c in CARDS if c.card_loan}
+
+
+async def test_a_loan_draw_is_a_cash_out_on_its_own_paths_from_cards_with_a_card_loan_only() -> None:
+    async with bank() as server:
+        fleet, report = await run(config(mix=LOAN_DRAWS_ONLY, withdrawals_per_s=0.2), server)
+    assert report["transactions"] == {"scheduled": 4, "completed": 4, "abandoned": 0, "unfinished": 0}
+    for (atm_id, journal_no), messages in by_journal_no(server.requests).items():
+        assert [path for path, _ in messages] == ["/atm/v1/loan-draw", "/atm/v1/loan-draw/ack"]
+        auth, ack = messages[0][1], messages[1][1]
+        assert auth.keys() == {"atm_id", "journal_no", "card", "amount_minor"} and auth["card"]["pin"]
+        assert auth["card"]["number"] in BORROWERS and 10_000 <= auth["amount_minor"] <= 50_000
+        assert ack == {"atm_id": atm_id, "journal_no": journal_no, "dispensed_minor": auth["amount_minor"]}
+    assert {(e.operation, e.outcome, e.ack_code, e.upload_outcome()) for e in entries(fleet)} == {
+        ("loan_draw", Outcome.DISPENSED, "posted", "dispensed")}
+    drawn_minor = sum(e.dispensed_minor for e in entries(fleet))
+    assert report["loan_draws"] == {"dispensed": 4, "dispensed_minor": drawn_minor, "dispense_failures": 0,
+                                    "ack_codes": {"posted": 4}}
+    assert report["withdrawals"] == {"dispensed": 0, "dispensed_minor": 0, "dispense_failures": 0, "ack_codes": {}}
+    assert report["latency_ms"]["withdrawal_end_to_end"]["count"] == 0  # loan draws have their own messages
+    assert report["latency_ms"]["loan_draw"]["count"] == report["latency_ms"]["loan_draw_ack"]["count"] == 4
+    async with bank() as server:
+        totals = await fleet.journal_upload("127.0.0.1", server.port)
+    sent = [e for path, body in server.requests if path == "/atm/v1/journal" for e in body["entries"]]
+    assert {(e["operation"], e["outcome"]) for e in sent} == {("loan_draw", "dispensed")}
+    assert sum(e["amount_minor"] for e in sent) == drawn_minor
+    assert (totals["entries"], totals["matched"], totals["breaks"]) == (4, 4, 0)
+
+
+async def test_a_loan_draw_that_dispenses_nothing_or_hears_nothing_acknowledges_zero() -> None:
+    def silent_first(path: str, body: dict[str, Any], seen: int) -> Answer:
+        answer = protocol_answer(path, body, seen)
+        return replace(answer, delay_s=1.0) if path == "/atm/v1/loan-draw" and body["journal_no"] == 1 else answer
+
+    async with bank(silent_first) as server:
+        fleet, report = await run(config(atms=1, mix=LOAN_DRAWS_ONLY, withdrawals_per_s=0.1, retries_max=0,
+                                         request_timeout_ms=100, dispense_failure_share=1.0), server)
+    acks = [body for path, body in server.requests if path == "/atm/v1/loan-draw/ack"]
+    assert [ack["dispensed_minor"] for ack in acks] == [0, 0]  # the unanswered one releases a hold it never heard of
+    first, second = entries(fleet)
+    assert (first.outcome, first.upload_outcome(), first.ack_code) == (Outcome.NO_ANSWER, "no_answer", "voided")
+    assert (second.outcome, second.upload_outcome(), second.ack_code) == (
+        Outcome.NOT_DISPENSED, "not_dispensed", "voided")
+    assert report["loan_draws"]["dispense_failures"] == 1 and report["loan_draws"]["ack_codes"] == {"voided": 2}
+    assert report["system_errors_by_operation"] == {"loan_draw": 1}
 
 
 async def test_a_deposit_is_accepted_then_stored_and_acknowledged_under_one_journal_number() -> None:
@@ -390,13 +437,15 @@ async def test_the_same_seed_sends_the_same_requests() -> None:
     for seed in (11, 11, 12):
         async with bank() as server:
             _, report = await run(replace(mixed, seed=seed), server)
-        assert report["transactions"]["completed"] == 100  # nobody walked away: timing did not change the plan
+        # nobody walked away: timing did not change the plan
+        assert report["transactions"]["completed"] == mixed.transactions
         seen.append(per_atm_requests(server.requests))
     assert seen[0] == seen[1]
     assert seen[0] != seen[2]
     paths = {path for requests in seen[0].values() for path, _ in requests}
     assert paths == {"/atm/v1/withdrawal", "/atm/v1/withdrawal/ack", "/atm/v1/inquiry", "/atm/v1/deposit",
-                     "/atm/v1/deposit/ack", "/atm/v1/transfer", "/atm/v1/time-deposit"}
+                     "/atm/v1/deposit/ack", "/atm/v1/transfer", "/atm/v1/time-deposit", "/atm/v1/loan-draw",
+                     "/atm/v1/loan-draw/ack"}
     for requests in seen[0].values():
         numbers = [body["journal_no"] for path, body in requests if not path.endswith("/ack")]
         assert numbers == sorted(set(numbers))  # increasing per ATM, never reused
@@ -496,7 +545,7 @@ async def test_the_command_prints_one_report_and_reconciles(tmp_path: Any) -> No
     cards = tmp_path / "cards.json"
     cards.write_bytes(orjson.dumps({"cards": [
         {"card_number": c.number, "pin": c.pin, "account_id": c.account_id, "branch_code": c.branch_code,
-         "account_number": c.account_number} for c in CARDS]}))
+         "account_number": c.account_number, "card_loan": c.card_loan} for c in CARDS]}))
     async with bank() as server:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "kanjo.sim", "atm", "--port", str(server.port), "--atms", "5", "--rate", "30",
@@ -505,7 +554,7 @@ async def test_the_command_prints_one_report_and_reconciles(tmp_path: Any) -> No
         out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()
     report = orjson.loads(out)  # one JSON object, nothing else on stdout
-    assert report["transactions"]["completed"] == report["transactions"]["scheduled"] == 25
+    assert report["transactions"]["completed"] == report["transactions"]["scheduled"] == 26  # 58 % withdrawals
     assert report["operations"]["by_operation"]["withdrawal"]["scheduled"] == 15
     assert report["system_errors"] == 0
     assert report["reconciliation"]["errors"] == 0 and report["reconciliation"]["entries"] > 0

@@ -1,5 +1,6 @@
-"""The ATM simulator's pure parts: the seeded plan (exact mix, schedule, journal numbers), the fault plan's draws
-and windows, the config's limits, the roster, cards and the report's percentiles. No I/O."""
+"""The ATM simulator's pure parts: the seeded plan (exact mix, schedule, journal numbers, who draws on a card loan),
+the fault plan's draws and windows, the config's limits, the roster, cards, the journal's upload lines and the
+report's percentiles. No I/O."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ import pytest
 
 from kanjo.kernel import LimitReached
 from kanjo.sim import (
+    DEFAULT_MIX,
     Card,
     FaultPlan,
     FleetConfig,
+    JournalEntry,
     Operation,
+    Outcome,
     atm_roster,
     card_from_dict,
     load_cards,
@@ -27,11 +31,12 @@ from kanjo.sim import (
 )
 from kanjo.sim.main import build_parser, config_from_args
 
-CARDS = tuple(Card(f"4980{i:012d}", f"{i % 10_000:04d}", f"acct-{i}", "001", f"{1000000 + i}") for i in range(50))
+CARDS = tuple(Card(f"4980{i:012d}", f"{i % 10_000:04d}", f"acct-{i}", "001", f"{1000000 + i}", i % 10 == 0)
+              for i in range(50))  # every tenth holder has a card loan
 
 
 def config(**overrides: object) -> FleetConfig:
-    return replace(FleetConfig(atms=100, withdrawals_per_s=60.0, seconds=10.0, cards=CARDS, seed=42), **overrides)
+    return replace(FleetConfig(atms=100, withdrawals_per_s=58.0, seconds=10.0, cards=CARDS, seed=42), **overrides)
 
 
 def test_the_plan_is_a_function_of_the_seed() -> None:
@@ -45,11 +50,11 @@ def test_the_mix_is_exact_and_the_rate_is_of_withdrawals() -> None:
     assert cfg.operations_per_s == pytest.approx(100.0)
     assert len(planned) == cfg.transactions == 1_000
     counts = collections.Counter(p.operation for p in planned)
-    assert counts == {Operation.WITHDRAWAL: 600, Operation.INQUIRY: 200, Operation.DEPOSIT: 150,
-                      Operation.TRANSFER: 40, Operation.TIME_DEPOSIT: 10}
-    # evenly spread: every second has its 60 withdrawals
+    assert counts == {Operation.WITHDRAWAL: 580, Operation.INQUIRY: 200, Operation.DEPOSIT: 150,
+                      Operation.TRANSFER: 40, Operation.LOAN_DRAW: 20, Operation.TIME_DEPOSIT: 10}
+    # evenly spread: every second has its 58 withdrawals
     per_second = collections.Counter(int(p.scheduled_s) for p in planned if p.operation is Operation.WITHDRAWAL)
-    assert set(per_second.values()) == {60}
+    assert set(per_second.values()) == {58}
 
 
 def test_the_schedule_is_fixed_intervals_from_the_start() -> None:
@@ -80,6 +85,37 @@ def test_amounts_are_notes_within_the_protocol_and_transfers_go_to_another_card(
             assert p.term_months in (1, 3, 6, 12)
     shares = [p.wrong_pin for p in plan(config())]
     assert not any(shares)  # the default share of wrong PINs is 0
+
+
+def test_loan_draws_are_small_sums_from_cards_with_a_card_loan_only() -> None:
+    assert dict(DEFAULT_MIX)[Operation.LOAN_DRAW] == 2.0  # a realistic day: a few in a hundred draw on a card loan
+    draws = [p for p in plan(config(seconds=100.0)) if p.operation is Operation.LOAN_DRAW]
+    assert len(draws) == 200
+    assert {CARDS[p.card_index].card_loan for p in draws} == {True}
+    assert len({p.card_index for p in draws}) == sum(card.card_loan for card in CARDS)  # all borrowers, not one
+    assert {p.amount_minor for p in draws} == {10_000, 20_000, 30_000, 50_000}
+    assert all(p.payee_index is None and p.term_months is None for p in draws)
+    others = [p for p in plan(config(seconds=100.0)) if p.operation is not Operation.LOAN_DRAW]
+    assert len({p.card_index for p in others}) == len(CARDS)  # everyone else uses every card
+
+
+def test_loan_draws_need_a_card_with_a_card_loan() -> None:
+    without = tuple(replace(card, card_loan=False) for card in CARDS)
+    with pytest.raises(ValueError, match="loan draws need cards whose holder has a card loan"):
+        config(cards=without)
+    assert config(cards=without, mix=parse_mix("withdrawal=58,loan_draw=0")).weights == {Operation.WITHDRAWAL: 58.0}
+    assert config(mix=parse_mix("withdrawal=1,loan_draw=1")).weights[Operation.LOAN_DRAW] == 1.0
+
+
+def test_the_journal_states_a_loan_draws_cash_as_a_withdrawals() -> None:
+    def line(operation: str, outcome: Outcome, dispensed_minor: int = 0) -> JournalEntry:
+        return JournalEntry(1, operation, 30_000, "4980********0001", outcome, "ok", "return", 1.0, dispensed_minor)
+
+    assert line("loan_draw", Outcome.DISPENSED, 30_000).upload_outcome() == "dispensed"
+    assert line("loan_draw", Outcome.NOT_DISPENSED).upload_outcome() == "not_dispensed"
+    assert line("loan_draw", Outcome.NO_ANSWER).upload_outcome() == "no_answer"
+    assert line("loan_draw", Outcome.DISPENSED, 20_000).upload_amount_minor() == 20_000  # what came out
+    assert line("inquiry", Outcome.APPROVED).upload_outcome() is None
 
 
 def test_the_fault_plan_draws_the_same_faults_from_the_same_seed() -> None:
@@ -146,9 +182,12 @@ def test_cards_come_from_the_seeding_answer_or_a_plain_list(tmp_path: Path) -> N
     (tmp_path / "list.json").write_text(json.dumps(raw))
     assert load_cards(tmp_path / "answer.json") == load_cards(tmp_path / "list.json") == (card_from_dict(raw[0]),)
     card = card_from_dict(raw[0])
-    assert card.masked == "4980********0001" and card.wrong_pin == "0043" and card.payable
+    assert card.masked == "4980********0001" and card.wrong_pin == "0043" and card.payable and not card.card_loan
+    assert card_from_dict({**raw[0], "card_loan": True}).card_loan
     with pytest.raises(ValueError, match="16-digit"):
         card_from_dict({"card_number": "123", "pin": "0042", "account_id": "x"})
+    with pytest.raises(ValueError, match="card_loan is true or false"):
+        card_from_dict({**raw[0], "card_loan": "yes"})
 
 
 def test_the_command_line_builds_the_same_config(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ from kanjo.bench.ledger import (
 )
 from kanjo.platform.http_client import HttpConnection, ProtocolError
 from kanjo.platform.processes import KanjoServer, free_port
-from kanjo.sim import atm_roster
+from kanjo.sim import DEFAULT_MIX, Operation, atm_roster
 
 SCENARIOS = ("atm", "atm-withdrawals", "atm-time-deposit-down")  # also the order they run in
 # The issue's target counts withdrawals (two messages each): `atm-withdrawals` offers nothing else, `atm` the
@@ -205,11 +205,17 @@ async def _scenario(name: str, port: int, cards_path: Path, cards: list[dict[str
 
 
 def _mix_for(cards: list[dict[str, Any]]) -> str | None:
-    """The simulator's default mix, without transfers when the seeded cards carry no payee numbers."""
-    if any(card.get("branch_code") and card.get("account_number") for card in cards):
+    """The simulator's default mix, without what the seeded cards cannot do: transfers when they carry no payee
+    numbers, loan draws when no holder has a card loan."""
+    left_out = set()
+    if not any(card.get("branch_code") and card.get("account_number") for card in cards):
+        left_out.add(Operation.TRANSFER)
+    if not any(card.get("card_loan") is True for card in cards):
+        left_out.add(Operation.LOAN_DRAW)
+    if not left_out:
         return None
-    _progress("the seeded cards carry no branch_code/account_number: transfers are left out of the mix")
-    return "withdrawal=60,inquiry=20,deposit=15,time_deposit=1"
+    _progress(f"the seeded cards cannot do {', '.join(sorted(left_out))}: left out of the mix")
+    return ",".join(f"{operation}={weight:g}" for operation, weight in DEFAULT_MIX if operation not in left_out)
 
 
 async def _simulate(port: int, cards_path: Path, *, atms: int, rate: float, seconds: float, seed: int,
@@ -261,6 +267,7 @@ def scenario_result(scenario: str, report: dict[str, Any], *, verified: bool,
         "cards_retained_by_system_error": report["cards_retained_by_system_error"],
         "retain_asked_on_system_error": report["retain_asked_on_system_error"],
         "transactions": report["transactions"], "withdrawal_ack_codes": report["withdrawals"]["ack_codes"],
+        "loan_draw_ack_codes": report["loan_draws"]["ack_codes"],
         "reconciliation": report.get("reconciliation"), "mix": report["mix"],
     }
     if down_operations:

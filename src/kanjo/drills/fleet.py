@@ -100,9 +100,10 @@ class FleetRuns:
         return totals
 
     def cash(self) -> dict[str, int]:
-        """The cash the ATMs' journals say moved: dispensed by withdrawals, taken in by deposits."""
-        totals = {"withdrawals": 0, "dispensed": 0, "dispensed_minor": 0, "not_dispensed": 0, "no_answer": 0,
-                  "deposits": 0, "deposited": 0, "deposited_minor": 0, "deposits_no_answer": 0}
+        """The cash the ATMs' journals say moved: dispensed by withdrawals and card-loan draws, taken in by
+        deposits."""
+        totals = {"withdrawals": 0, "loan_draws": 0, "dispensed": 0, "dispensed_minor": 0, "not_dispensed": 0,
+                  "no_answer": 0, "deposits": 0, "deposited": 0, "deposited_minor": 0, "deposits_no_answer": 0}
         for fleet in self.fleets:
             for atm in fleet.atms:
                 for entry in atm.journal:
@@ -112,8 +113,8 @@ class FleetRuns:
 
 def _count_cash(totals: dict[str, int], operation: str, outcome: Outcome, dispensed_minor: int,
                 amount_minor: int) -> None:
-    if operation == Operation.WITHDRAWAL:
-        totals["withdrawals"] += 1
+    if operation in (Operation.WITHDRAWAL, Operation.LOAN_DRAW):  # both pay out of the machine's cash
+        totals["withdrawals" if operation == Operation.WITHDRAWAL else "loan_draws"] += 1
         if dispensed_minor:
             totals["dispensed"] += 1
             totals["dispensed_minor"] += dispensed_minor

@@ -78,7 +78,7 @@ class FleetOptions:
     atms: int = 200
     cards: int = 2_000
     withdrawals_per_s: float = 30.0
-    mix: str = "withdrawal=60,inquiry=20,deposit=15,transfer=4,time_deposit=1"
+    mix: str = "withdrawal=58,inquiry=20,deposit=15,transfer=4,loan_draw=2,time_deposit=1"
     seed: int = 20_260_303
     connections: int = 64
     device_timeout_ms: int = 5_000

@@ -13,6 +13,7 @@ from typing import Any
 from kanjo.sim.limits import JOURNAL_ENTRIES_PER_UPLOAD_MAX
 from kanjo.sim.link import Link, Reply
 from kanjo.sim.model import (
+    CASH_OUT,
     PATHS,
     Atm,
     Card,
@@ -31,6 +32,11 @@ RECONCILIATION_COUNTS = ("matched", "corrected", "not_applicable", "breaks")  # 
 MESSAGE_OF: dict[Operation, Message] = {
     Operation.INQUIRY: Message.INQUIRY, Operation.WITHDRAWAL: Message.WITHDRAWAL, Operation.DEPOSIT: Message.DEPOSIT,
     Operation.TRANSFER: Message.TRANSFER, Operation.TIME_DEPOSIT: Message.TIME_DEPOSIT,
+    Operation.LOAN_DRAW: Message.LOAN_DRAW,
+}
+ACK_OF: dict[Operation, Message] = {
+    Operation.WITHDRAWAL: Message.WITHDRAWAL_ACK, Operation.LOAN_DRAW: Message.LOAN_DRAW_ACK,
+    Operation.DEPOSIT: Message.DEPOSIT_ACK,
 }
 
 
@@ -57,8 +63,8 @@ class Device:
         """One customer's transaction, from its scheduled time; its journal entry is written at the end."""
         scheduled_at = self.started_at + planned.scheduled_s
         rng = None if self.config.faults.quiet else random.Random(planned.fault_seed)
-        if planned.operation is Operation.WITHDRAWAL:
-            entry, system_error = await self._withdraw(atm, planned, scheduled_at, rng)
+        if planned.operation in CASH_OUT:
+            entry, system_error = await self._cash_out(atm, planned, scheduled_at, rng)
         elif planned.operation is Operation.DEPOSIT:
             entry, system_error = await self._deposit(atm, planned, scheduled_at, rng)
         else:
@@ -88,42 +94,33 @@ class Device:
                                     self.config.retries_max, rng)
         verdict = self._judge(Operation.DEPOSIT, reply)
         if verdict.outcome is not Outcome.APPROVED:  # the notes are given back
-            ack_code = None
-            if _outcome_unknown(reply) and self.config.ack_after_no_answer:
-                ack_code, _ = await self._acknowledge(atm, planned, 0, rng, Message.DEPOSIT_ACK)
-            entry = self._entry(planned, card, verdict.outcome, verdict, scheduled_at)
-            entry.ack_code = ack_code
-            return entry, verdict.system_error
+            return await self._not_approved(atm, planned, card, reply, verdict, scheduled_at, rng)
         stored_minor = 0 if planned.dispense_fails else planned.amount_minor  # a jam gives the notes back
         if stored_minor:
             self.tally.deposits_stored += 1
             self.tally.deposits_stored_minor += stored_minor
         else:
             self.tally.deposits_returned += 1
-        ack_code, ack_answered = await self._acknowledge(atm, planned, stored_minor, rng, Message.DEPOSIT_ACK)
+        ack_code, ack_answered = await self._acknowledge(atm, planned, stored_minor, rng)
         outcome = Outcome.DEPOSITED if stored_minor else Outcome.RETURNED
         entry = self._entry(planned, card, outcome, verdict, scheduled_at)
         entry.ack_code = ack_code
         return entry, not ack_answered
 
-    async def _withdraw(self, atm: Atm, planned: Planned, scheduled_at: float,
+    async def _cash_out(self, atm: Atm, planned: Planned, scheduled_at: float,
                         rng: random.Random | None) -> tuple[JournalEntry, bool]:
-        """Authorise, dispense, acknowledge; latency end to end is scheduled start → the ack's answer − dispensing."""
+        """A withdrawal from the account or card-loan cash from the line: authorise, dispense, acknowledge. A
+        withdrawal's latency end to end is scheduled start → the ack's answer − dispensing."""
         card = self.config.cards[planned.card_index]
-        reply = await self._deliver(Message.WITHDRAWAL, self._body(atm, planned, card), scheduled_at,
+        reply = await self._deliver(MESSAGE_OF[planned.operation], self._body(atm, planned, card), scheduled_at,
                                     self.config.retries_max, rng)
-        verdict = self._judge(Operation.WITHDRAWAL, reply)
+        verdict = self._judge(planned.operation, reply)
         if verdict.outcome is not Outcome.APPROVED:
-            ack_code = None
-            if _outcome_unknown(reply) and self.config.ack_after_no_answer:
-                ack_code, _ = await self._acknowledge(atm, planned, 0, rng)  # releases a hold it never heard of
-            entry = self._entry(planned, card, verdict.outcome, verdict, scheduled_at)
-            entry.ack_code = ack_code
-            return entry, verdict.system_error
+            return await self._not_approved(atm, planned, card, reply, verdict, scheduled_at, rng)
         assert reply.answer is not None  # an approved verdict is a business answer
         dispensed_minor = await self._dispense(planned, reply.answer)
         ack_code, ack_answered = await self._acknowledge(atm, planned, dispensed_minor, rng)
-        if ack_answered:
+        if ack_answered and planned.operation is Operation.WITHDRAWAL:
             dispensing_s = self.config.dispense_delay_ms / 1000
             self.tally.withdrawal_end_to_end_us.append(
                 round((time.perf_counter() - scheduled_at - dispensing_s) * 1_000_000))
@@ -132,27 +129,40 @@ class Device:
         entry.dispensed_minor, entry.ack_code = dispensed_minor, ack_code
         return entry, not ack_answered
 
+    async def _not_approved(self, atm: Atm, planned: Planned, card: Card, reply: Reply, verdict: Verdict,
+                            scheduled_at: float, rng: random.Random | None) -> tuple[JournalEntry, bool]:
+        """No cash moves. When the bank may have authorised without the device knowing, an acknowledgement of
+        nothing releases the hold it never heard of."""
+        ack_code = None
+        if _outcome_unknown(reply) and self.config.ack_after_no_answer:
+            ack_code, _ = await self._acknowledge(atm, planned, 0, rng)
+        entry = self._entry(planned, card, verdict.outcome, verdict, scheduled_at)
+        entry.ack_code = ack_code
+        return entry, verdict.system_error
+
     async def _dispense(self, planned: Planned, answer: dict[str, Any]) -> int:
         """The cash comes out (after the configured delay), or not: the planned failures give nothing."""
         if self.config.dispense_delay_ms:
             await asyncio.sleep(self.config.dispense_delay_ms / 1000)
+        counts = self.tally.cash_out(planned.operation)
         if planned.dispense_fails:
-            self.tally.dispense_failures += 1
+            counts.dispense_failures += 1
             return 0
         dispensed_minor = _int(answer.get("dispense_minor"), planned.amount_minor)
-        self.tally.dispensed += 1
-        self.tally.dispensed_minor += dispensed_minor
+        counts.dispensed += 1
+        counts.dispensed_minor += dispensed_minor
         return dispensed_minor
 
-    async def _acknowledge(self, atm: Atm, planned: Planned, moved_minor: int, rng: random.Random | None,
-                           message: Message = Message.WITHDRAWAL_ACK) -> tuple[str, bool]:
+    async def _acknowledge(self, atm: Atm, planned: Planned, moved_minor: int,
+                           rng: random.Random | None) -> tuple[str, bool]:
         """(the ack's code or what went wrong, whether a business answer came); resent up to its own bound.
-        `moved_minor`: the cash dispensed by a withdrawal, or stored by a deposit."""
-        field_name = "dispensed_minor" if message is Message.WITHDRAWAL_ACK else "stored_minor"
+        `moved_minor`: the cash dispensed by a cash-out, or stored by a deposit."""
+        operation = planned.operation
+        message = ACK_OF[operation]
+        field_name = "stored_minor" if operation is Operation.DEPOSIT else "dispensed_minor"
         body = {"atm_id": atm.atm_id, "journal_no": planned.journal_no, field_name: moved_minor}
         reply = await self._deliver(message, body, time.perf_counter(), self.config.ack_retries_max, rng)
-        operation = Operation.WITHDRAWAL if message is Message.WITHDRAWAL_ACK else Operation.DEPOSIT
-        codes = self.tally.ack_codes if operation is Operation.WITHDRAWAL else self.tally.deposit_ack_codes
+        codes = self.tally.ack_codes_of(operation)
         if reply.business:
             assert reply.answer is not None
             code = str(reply.answer.get("code", ""))
@@ -187,7 +197,7 @@ class Device:
                        rng: random.Random | None) -> Reply:
         """Send until a reply that is not to be resent, or the bound; latency runs from `intended_at`."""
         raw = self.link.request(PATHS[message], body)
-        when_unavailable = message in (Message.WITHDRAWAL_ACK, Message.DEPOSIT_ACK)
+        when_unavailable = message in ACK_OF.values()
         for attempt in range(resends_max + 1):
             reply = await self.link.attempt(raw, rng)
             if not reply.resend(when_unavailable=when_unavailable) or attempt == resends_max:
@@ -241,7 +251,8 @@ class Device:
     # -- reconciliation ----------------------------------------------------------------------------
 
     async def upload_journal(self, atm: Atm) -> collections.Counter[str]:
-        """POST the ATM's cash entries (withdrawals, deposits) to /atm/v1/journal in pages; sum the answers."""
+        """POST the ATM's cash entries (withdrawals, loan draws, deposits) to /atm/v1/journal in pages; sum the
+        answers."""
         entries = [{"journal_no": e.journal_no, "operation": e.operation, "amount_minor": e.upload_amount_minor(),
                     "outcome": outcome}
                    for e in list(atm.journal) if (outcome := e.upload_outcome()) is not None]

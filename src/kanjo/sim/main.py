@@ -41,10 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     atm.add_argument("--atms", type=int, default=1000)
     atm.add_argument("--rate", type=float, default=500.0, help="offered withdrawals per second (the fleet's total)")
     atm.add_argument("--seconds", type=float, default=30.0)
-    atm.add_argument("--cards", type=Path, required=True, help="JSON file of cards (card_number, pin, account_id)")
+    atm.add_argument("--cards", type=Path, required=True, help="JSON file of cards (card_number, pin, account_id, …)")
     atm.add_argument("--seed", type=int, default=1)
     atm.add_argument("--json", action="store_true", help="the report as one JSON object (the only format)")
-    atm.add_argument("--mix", default=None, help="e.g. withdrawal=60,inquiry=20,deposit=15,transfer=4,time_deposit=1")
+    atm.add_argument("--mix", default=None,
+                     help="e.g. withdrawal=58,inquiry=20,deposit=15,transfer=4,loan_draw=2,time_deposit=1")
     atm.add_argument("--connections", type=int, default=64)
     atm.add_argument("--timeout-ms", type=int, default=5_000, help="the device's wait for one answer")
     atm.add_argument("--retries", type=int, default=2, help="resends of a message (same journal number)")

@@ -35,6 +35,7 @@ class Operation(enum.StrEnum):
     DEPOSIT = "deposit"
     TRANSFER = "transfer"
     TIME_DEPOSIT = "time_deposit"
+    LOAN_DRAW = "loan_draw"  # card-loan cash (カードローン借入)
 
 
 class Message(enum.StrEnum):
@@ -47,6 +48,8 @@ class Message(enum.StrEnum):
     DEPOSIT_ACK = "deposit_ack"
     TRANSFER = "transfer"
     TIME_DEPOSIT = "time_deposit"
+    LOAN_DRAW = "loan_draw"
+    LOAN_DRAW_ACK = "loan_draw_ack"
     JOURNAL = "journal"
 
 
@@ -58,6 +61,8 @@ PATHS: dict[Message, str] = {
     Message.DEPOSIT_ACK: "/atm/v1/deposit/ack",
     Message.TRANSFER: "/atm/v1/transfer",
     Message.TIME_DEPOSIT: "/atm/v1/time-deposit",
+    Message.LOAN_DRAW: "/atm/v1/loan-draw",
+    Message.LOAN_DRAW_ACK: "/atm/v1/loan-draw/ack",
     Message.JOURNAL: "/atm/v1/journal",
 }
 
@@ -83,27 +88,32 @@ class Outcome(enum.StrEnum):
 
 # A realistic day at a Japanese ATM network, in percent of transactions.
 DEFAULT_MIX: tuple[tuple[Operation, float], ...] = (
-    (Operation.WITHDRAWAL, 60.0), (Operation.INQUIRY, 20.0), (Operation.DEPOSIT, 15.0),
-    (Operation.TRANSFER, 4.0), (Operation.TIME_DEPOSIT, 1.0),
+    (Operation.WITHDRAWAL, 58.0), (Operation.INQUIRY, 20.0), (Operation.DEPOSIT, 15.0),
+    (Operation.TRANSFER, 4.0), (Operation.LOAN_DRAW, 2.0), (Operation.TIME_DEPOSIT, 1.0),
 )
 # (amount, weight): most withdrawals are a few ¥10,000 notes; the protocol caps one cash-out at ¥500,000.
 WITHDRAWAL_AMOUNTS = ((10_000, 30), (20_000, 25), (30_000, 20), (50_000, 15), (100_000, 10))
+LOAN_DRAW_AMOUNTS = ((10_000, 35), (20_000, 30), (30_000, 20), (50_000, 15))  # borrowed cash: smaller sums
 DEPOSIT_AMOUNTS = ((10_000, 30), (30_000, 25), (50_000, 20), (100_000, 15), (200_000, 10))
 TRANSFER_AMOUNTS = ((5_000, 25), (10_000, 30), (30_000, 25), (50_000, 15), (100_000, 5))
 TIME_DEPOSIT_AMOUNTS = ((100_000, 40), (300_000, 30), (500_000, 20), (1_000_000, 10))
 TIME_DEPOSIT_TERMS_MONTHS = ((1, 20), (3, 30), (6, 20), (12, 30))
+CASH_OUT = (Operation.WITHDRAWAL, Operation.LOAN_DRAW)  # two-phase: authorised, dispensed, acknowledged
+CASH_OPERATIONS = (*CASH_OUT, Operation.DEPOSIT)  # what the journal upload reconciles
 KIND_BY_LAST_DIGIT = (AtmKind.OWN,) * 7 + (AtmKind.OTHER_BANK,) + (AtmKind.CONVENIENCE,) * 2
 
 
 @dataclass(frozen=True, slots=True)
 class Card:
-    """A customer's cash card as the seeding step hands it out; the payee numbers let others transfer to it."""
+    """A customer's cash card as the seeding step hands it out; the payee numbers let others transfer to it, and
+    `card_loan` says whether its holder has a card loan to draw cash on."""
 
     number: str
     pin: str
     account_id: str
     branch_code: str | None = None
     account_number: str | None = None
+    card_loan: bool = False
 
     def __post_init__(self) -> None:
         if not CARD_NUMBER.match(self.number) or not PIN.match(self.pin):
@@ -124,7 +134,8 @@ class Card:
 
 
 def card_from_dict(raw: Mapping[str, object]) -> Card:
-    """A card as the seeding endpoint answers it: card_number, pin, account_id (branch_code, account_number)."""
+    """A card as the seeding endpoint answers it: card_number, pin, account_id (branch_code, account_number,
+    card_loan)."""
     def text(name: str) -> str | None:
         value = raw.get(name)
         return None if value is None else str(value)
@@ -132,7 +143,10 @@ def card_from_dict(raw: Mapping[str, object]) -> Card:
     number, pin, account_id = text("card_number"), text("pin"), text("account_id")
     if number is None or pin is None or account_id is None:
         raise ValueError("a card needs card_number, pin and account_id")
-    return Card(number, pin, account_id, text("branch_code"), text("account_number"))
+    card_loan = raw.get("card_loan", False)
+    if not isinstance(card_loan, bool):
+        raise ValueError(f"a card's card_loan is true or false, not {card_loan!r}")
+    return Card(number, pin, account_id, text("branch_code"), text("account_number"), card_loan)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +261,9 @@ class FleetConfig:
             raise ValueError("atm_id_prefix is 1 to 6 of A-Z and 0-9")
         if Operation.TRANSFER in self.weights and not any(card.payable for card in self.cards):
             raise ValueError("transfers need cards with branch_code and account_number; or leave them out of the mix")
+        if Operation.LOAN_DRAW in self.weights and not any(card.card_loan for card in self.cards):
+            raise ValueError("loan draws need cards whose holder has a card loan (card_loan: true); or leave them out"
+                             " of the mix")
 
     def _check_sizes(self) -> None:
         if self.atms < 1 or not self.cards:
@@ -330,12 +347,14 @@ def plan(config: FleetConfig) -> Iterator[Planned]:
     rng = random.Random(config.seed)
     pick_operation = _Picker(config.weights)
     payees = [i for i, card in enumerate(config.cards) if card.payable]
+    borrowers = [i for i, card in enumerate(config.cards) if card.card_loan]
     journal_next = [config.journal_no_first] * config.atms
     interval_s = 1 / config.operations_per_s
     for seq in range(config.transactions):
         operation = pick_operation()
         atm_index = rng.randrange(config.atms)
-        card_index = rng.randrange(len(config.cards))
+        holders = borrowers if operation is Operation.LOAN_DRAW else range(len(config.cards))
+        card_index = holders[rng.randrange(len(holders))]
         wrong_pin = rng.random() < config.wrong_pin_share
         dispense_fails = rng.random() < config.dispense_failure_share
         fault_seed = rng.getrandbits(64)
@@ -354,6 +373,8 @@ def _details(operation: Operation, rng: random.Random, card_index: int,
         return 0, None, None
     if operation is Operation.WITHDRAWAL:
         return _weighted(rng, WITHDRAWAL_AMOUNTS), None, None
+    if operation is Operation.LOAN_DRAW:
+        return _weighted(rng, LOAN_DRAW_AMOUNTS), None, None
     if operation is Operation.DEPOSIT:
         return _weighted(rng, DEPOSIT_AMOUNTS), None, None
     if operation is Operation.TRANSFER:
@@ -401,12 +422,12 @@ class JournalEntry:
     card_action: str  # "return" or "retain"
     latency_ms: float | None  # from the scheduled start to the transaction's last answer
     dispensed_minor: int = 0
-    ack_code: str | None = None  # withdrawals: posted / voided / in_doubt / no_answer …
+    ack_code: str | None = None  # cash-outs: posted / voided / in_doubt / no_answer …; deposits: credited …
 
     def upload_outcome(self) -> str | None:
-        """How the journal upload states the cash of a withdrawal (dispensed / not_dispensed / no_answer) or of a
-        deposit (deposited / returned / no_answer); None for operations without cash."""
-        if self.operation not in (Operation.WITHDRAWAL, Operation.DEPOSIT):
+        """How the journal upload states the cash of a withdrawal or a loan draw (dispensed / not_dispensed /
+        no_answer) or of a deposit (deposited / returned / no_answer); None for operations without cash."""
+        if self.operation not in CASH_OPERATIONS:
             return None
         if self.outcome is Outcome.NO_ANSWER:
             return "no_answer"

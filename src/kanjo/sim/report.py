@@ -22,6 +22,20 @@ def _latencies() -> array.array[int]:
 
 
 @dataclass(slots=True)
+class CashOutTally:
+    """One kind of cash-out's counts (withdrawals, card-loan draws): the cash that came out, and the acks' codes."""
+
+    dispensed: int = 0
+    dispensed_minor: int = 0
+    dispense_failures: int = 0
+    ack_codes: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    def report(self) -> dict[str, Any]:
+        return {"dispensed": self.dispensed, "dispensed_minor": self.dispensed_minor,
+                "dispense_failures": self.dispense_failures, "ack_codes": dict(sorted(self.ack_codes.items()))}
+
+
+@dataclass(slots=True)
 class Tally:
     """Counts kept while the fleet runs; every latency in microseconds from the intended send."""
 
@@ -37,17 +51,22 @@ class Tally:
     retained_by_system_error: int = 0  # a retain not backed by a business refusal: must stay 0
     retain_asked_on_system_error: int = 0  # a non-200 answer said retain: the device returned the card anyway
     latency_us: dict[str, array.array[int]] = field(default_factory=lambda: collections.defaultdict(_latencies))
-    withdrawal_end_to_end_us: array.array[int] = field(default_factory=_latencies)
-    dispensed: int = 0
-    dispensed_minor: int = 0
-    dispense_failures: int = 0
-    ack_codes: collections.Counter[str] = field(default_factory=collections.Counter)
+    withdrawal_end_to_end_us: array.array[int] = field(default_factory=_latencies)  # loan draws not among them
+    withdrawals: CashOutTally = field(default_factory=CashOutTally)
+    loan_draws: CashOutTally = field(default_factory=CashOutTally)
     deposits_stored: int = 0
     deposits_stored_minor: int = 0
     deposits_returned: int = 0  # accepted, then given back (the customer cancelled, a jam)
     deposit_ack_codes: collections.Counter[str] = field(default_factory=collections.Counter)
     answered_at: float = 0.0  # perf_counter of the last answer of the run
     error_samples: dict[str, str] = field(default_factory=dict)  # "operation status code" → the answer, shortened
+
+    def cash_out(self, operation: Operation) -> CashOutTally:
+        return self.loan_draws if operation is Operation.LOAN_DRAW else self.withdrawals
+
+    def ack_codes_of(self, operation: Operation) -> collections.Counter[str]:
+        """Where an operation's acknowledgement codes are counted: per kind of cash-out, and deposits."""
+        return self.deposit_ack_codes if operation is Operation.DEPOSIT else self.cash_out(operation).ack_codes
 
     def latency(self, message: Message, seconds: float) -> None:
         self.latency_us[message].append(round(seconds * 1_000_000))
@@ -104,9 +123,8 @@ def build_report(config: FleetConfig, tally: Tally, atms: Sequence[Atm], *, elap
         "cards_retained_by_code": dict(sorted(tally.retained_by_code.items())),
         "cards_retained_by_system_error": tally.retained_by_system_error,
         "retain_asked_on_system_error": tally.retain_asked_on_system_error,
-        "withdrawals": {"dispensed": tally.dispensed, "dispensed_minor": tally.dispensed_minor,
-                        "dispense_failures": tally.dispense_failures,
-                        "ack_codes": dict(sorted(tally.ack_codes.items()))},
+        "withdrawals": tally.withdrawals.report(),
+        "loan_draws": tally.loan_draws.report(),
         "deposits": {"stored": tally.deposits_stored, "stored_minor": tally.deposits_stored_minor,
                      "returned_after_acceptance": tally.deposits_returned,
                      "ack_codes": dict(sorted(tally.deposit_ack_codes.items()))},
