@@ -14,18 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kanjo.batch import bulk
 from kanjo.batch.engine import Batch
-from kanjo.batch.limits import BULK_CHUNK_ITEMS_MAX
+from kanjo.batch.limits import BULK_CHUNK_ITEMS_MAX, BULK_ITEMS_PER_REQUEST_MAX
 from kanjo.batch.model import BatchError
-from kanjo.kernel.limits import limits
 from kanjo.platform.http import ERROR_RESPONSES
 
 router = APIRouter(tags=["batch"], responses=ERROR_RESPONSES)
 JOB_NAME = re.compile(r"^[a-z0-9_.:-]{1,64}$")
 JobName = Annotated[str, Path(pattern=JOB_NAME.pattern, description="a job of the date")]
-ITEMS_PER_REQUEST_MAX = limits.declare(
-    "batch_bulk_items_per_request_max", 10_000, "items",
-    "a concentrated posting sent over HTTP fits one request body; a larger file is loaded by the batch's own tools",
-).maximum
 NOT_FOUND = {"unknown_job", "unknown_day"}
 UNPROCESSABLE = {"invalid_item", "no_items", "unknown_kind", "duplicate_job", "unknown_predecessor", "cycle"}
 
@@ -47,7 +42,7 @@ class BulkItemIn(BaseModel):
 class BulkPostingIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Annotated[str, Field(pattern=JOB_NAME.pattern)]
-    items: Annotated[list[BulkItemIn], Field(min_length=1, max_length=ITEMS_PER_REQUEST_MAX)]
+    items: Annotated[list[BulkItemIn], Field(min_length=1, max_length=BULK_ITEMS_PER_REQUEST_MAX)]
     mandatory: bool = True
     expected_s: Annotated[float, Field(gt=0, le=86_400)] = 600.0
     chunk_items: Annotated[int, Field(strict=True, ge=1, le=BULK_CHUNK_ITEMS_MAX)] = bulk.CHUNK_ITEMS_DEFAULT

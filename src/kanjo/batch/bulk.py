@@ -20,7 +20,7 @@ from typing import Any
 
 from kanjo.accounting import JPY
 from kanjo.batch import store
-from kanjo.batch.engine import CLOSING_JOB, Batch, JobContext
+from kanjo.batch.engine import Batch, JobContext
 from kanjo.batch.limits import BULK_CHUNK_ITEMS_MAX, BULK_ITEMS_PER_JOB_MAX, HISTORY_ROWS_PER_JOB_MAX
 from kanjo.batch.model import BatchError, DayState, JobSpec, Rerun
 from kanjo.hub import Hub, HubError, Partition
@@ -52,7 +52,7 @@ def transfer_id(day: dt.date, job: str, item_no: int) -> int:
 async def submit(engine: Batch, day: dt.date, name: str, items: Sequence[Item], *, mandatory: bool = True,
                  expected_s: float = 600.0, chunk_items: int = CHUNK_ITEMS_DEFAULT) -> dict[str, Any]:
     """Plan a concentrated posting on the open business date with its items, in one transaction (the job cannot
-    start before its work area is whole). Idempotent by name only in the sense that a second submit is refused."""
+    start before its work area is whole). A second posting under the same name is refused (`job_exists`)."""
     if not items:
         raise BatchError("no_items", "a concentrated posting needs at least one item")
     if len(items) > BULK_ITEMS_PER_JOB_MAX:
@@ -131,5 +131,3 @@ async def _post(ctx: JobContext, hub: Hub, ledger: Ledger, transfers: list[Trans
                 raise
             await asyncio.sleep(e.retry_after_s or 0.2)
 
-
-__all__ = ["CLOSING_JOB", "KIND", "Item", "runner", "submit", "transfer_id"]

@@ -21,7 +21,7 @@ from typing import Any
 from kanjo import deposits, loans, time_deposits
 from kanjo.bank import Bank
 from kanjo.batch import store
-from kanjo.batch.engine import CLOSING_JOB, Batch, JobContext, Kind
+from kanjo.batch.engine import CLOSING_JOB, JobContext, Kind
 from kanjo.batch.model import BatchError, JobSpec, Rerun, gate
 from kanjo.ledger import trial_balance
 
@@ -120,9 +120,3 @@ async def close_day(ctx: JobContext) -> dict[str, Any]:
         await store.close_day(conn, day)
     return {"closed": day.isoformat()}
 
-
-def check_batch(engine: Batch) -> None:
-    """Every job of the plan has a runner (a wiring error found at start, not at night)."""
-    missing = {s.kind for s in engine.plan_day(engine.business_day())} - set(engine.kinds)
-    if missing:
-        raise BatchError("unknown_kind", f"no runner for job kinds: {', '.join(sorted(missing))}")

@@ -9,6 +9,7 @@ boundary and waits, its checkpoint kept. A job that raises fails alone — nothi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import socket
@@ -131,7 +132,7 @@ class Batch:
     plan_day: Callable[[dt.date], Sequence[JobSpec]]
     pace: Callable[[], float] = lambda: 1.0
     now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(JST))
-    tick_s: float = 0.2
+    tick_s: float = 1.0  # a job's end or an operator's act wakes the engine at once; the tick is for the clock
     stale_after_s: float = 30.0
     scheduled: bool = True  # off: only the jobs an operator runs start
     owner: str = field(default_factory=_owner)
@@ -269,11 +270,13 @@ class Batch:
                 raise
             except Exception as e:
                 log.error("batch_tick_failed", error=repr(e))
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.tick_s)
-            except TimeoutError:
-                pass
+            await self._nap()
+
+    async def _nap(self) -> None:
+        """Until the next tick, or sooner when a job ends or an operator acts."""
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.tick_s)
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Running jobs stop at their next chunk boundary (cancelled after `grace_s`)."""
@@ -295,11 +298,7 @@ class Batch:
                 return
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"the batch was still busy after {timeout_s} s")
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.tick_s)
-            except TimeoutError:
-                pass
+            await self._nap()
 
     # -- operators -----------------------------------------------------------------------------------------------
 

@@ -14,6 +14,10 @@ BULK_ITEMS_PER_JOB_MAX = limits.declare(
     "batch_bulk_items_per_job_max", 2_000_000, "items",
     "one concentrated posting (センター集中記帳) job's work area; a larger file is split into several jobs",
 ).maximum
+BULK_ITEMS_PER_REQUEST_MAX = limits.declare(
+    "batch_bulk_items_per_request_max", 10_000, "items",
+    "a concentrated posting sent over HTTP fits one request body; a larger file is loaded by the batch's own tools",
+).maximum
 BULK_CHUNK_ITEMS_MAX = limits.declare(
     "batch_bulk_chunk_items_max", 8_190, "items",
     "items posted and checkpointed together: one ledger request (its batch maximum)",

@@ -4,16 +4,20 @@ first. The rules of each kind of item (cash_out.py, cash_in.py) say what settlin
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from prometheus_client import Counter
 
 from kanjo.channels.atm import store
-from kanjo.channels.atm.model import HoldState, MachineKind, unavailable
+from kanjo.channels.atm.model import HoldState, JournalOutcome, MachineKind, unavailable
 from kanjo.channels.atm.service import SYSTEM_ERRORS, AtmChannel, Reply
 from kanjo.hub import HubError
+
+IN_DOUBT_RESOLVED = Counter("kanjo_atm_in_doubt_resolved_total", "in-doubt cash items settled, by resolution",
+                            ["resolution"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,3 +67,20 @@ async def _acknowledge(ch: AtmChannel, rules: AckRules, atm_id: str, journal_no:
         await store.settle_cash_item(conn, atm_id, journal_no, rules.state_after(answer.code, item), moved_minor,
                                       body)
     return Reply(200, body)
+
+
+async def settle_doubt(conn: asyncpg.Connection, item: store.CashItem, outcome: JournalOutcome, moved_minor: int,
+                       decide: Callable[[], Awaitable[tuple[str, int | None]]], settled: Mapping[str, str]) -> str:
+    """Settle a cash item in doubt by what the ATM says, once: a settled item answers its first resolution. `decide`
+    moves the money and names the resolution (with the correcting transfer, if any); `settled` gives the item's
+    state after each resolution (any other, a break, leaves it in doubt for people)."""
+    await store.open_in_doubt(conn, item, "no_acknowledgement")  # no-op when the sweep opened it
+    found = await store.in_doubt(conn, item.atm_id, item.journal_no)
+    if found is not None and found["resolved_at"] is not None:
+        return str(found["resolution"])
+    resolution, correction = await decide()
+    await store.resolve_in_doubt(conn, item.atm_id, item.journal_no, outcome.value, resolution, correction)
+    await store.settle_cash_item(conn, item.atm_id, item.journal_no,
+                                  settled.get(resolution, HoldState.IN_DOUBT.value), moved_minor, None)
+    IN_DOUBT_RESOLVED.labels(resolution).inc()
+    return resolution

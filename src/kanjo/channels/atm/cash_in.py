@@ -15,8 +15,8 @@ import structlog
 
 from kanjo.cards import card_for_deposit
 from kanjo.channels.atm import store
-from kanjo.channels.atm.acknowledgement import AckRules, acknowledge_item
-from kanjo.channels.atm.cash_out import IN_DOUBT_RESOLVED, ack_reply
+from kanjo.channels.atm.acknowledgement import AckRules, acknowledge_item, settle_doubt
+from kanjo.channels.atm.cash_out import ack_reply
 from kanjo.channels.atm.model import (
     ACK_REUSED_TEXT,
     HoldState,
@@ -120,33 +120,26 @@ def _fee(d: store.CashItem) -> FeeQuote:
     return FeeQuote(d.fee_minor or 0, d.fee_rule or "", "ATM")
 
 
+SETTLED = {"credited": HoldState.POSTED.value, "cash_returned": HoldState.VOIDED.value}
+
+
 async def resolve(ch: AtmChannel, conn: asyncpg.Connection, kind: MachineKind, d: store.CashItem,
                   outcome: JournalOutcome, stored_minor: int) -> str:
-    """Settle an accepted deposit by what the ATM says (idempotent: a settled item answers its resolution).
-    Notes stored → credit them now (the ledger's own idempotency by the request id makes a credit that raced this
-    one count once); notes returned → nothing to credit."""
-    await store.open_in_doubt(conn, d, "no_acknowledgement")  # no-op when the sweep opened it
-    found = await store.in_doubt(conn, d.atm_id, d.journal_no)
-    if found is not None and found["resolved_at"] is not None:
-        return str(found["resolution"])
+    """Settle an accepted deposit by what the ATM says (once). Notes stored → credit them now (the ledger's own
+    idempotency by the request id makes a credit that raced this one count once); notes returned → nothing to
+    credit."""
     request_id = request_id_of(d.atm_id, d.journal_no)
-    credit: int | None = None
-    if outcome is JournalOutcome.DEPOSITED and stored_minor > 0:
+
+    async def decide() -> tuple[str, int | None]:
+        if outcome is not JournalOutcome.DEPOSITED or stored_minor == 0:
+            return "cash_returned", None
         try:
             posting = await ch.call(kind, "deposits", "deposit-late", lambda: deposit_at_atm(
                 ch.deposits, request_id, d.account_id, stored_minor))
         except DepositRefused as e:  # the notes are in the machine and the account takes nothing: people settle it
             log.error("atm_in_doubt_break", atm=d.atm_id, journal_no=d.journal_no, reason=e.code,
                       amount_minor=stored_minor)
-            resolution = "break"
-        else:
-            credit, resolution = posting.transfer_id, "credited"
-            await charge(ch, kind, request_id, d.account_id, _fee(d))
-    else:
-        resolution = "cash_returned"
-    await store.resolve_in_doubt(conn, d.atm_id, d.journal_no, outcome.value, resolution, credit)
-    state = {"credited": HoldState.POSTED.value, "cash_returned": HoldState.VOIDED.value}.get(
-        resolution, HoldState.IN_DOUBT.value)
-    await store.settle_cash_item(conn, d.atm_id, d.journal_no, state, stored_minor, None)
-    IN_DOUBT_RESOLVED.labels(resolution).inc()
-    return resolution
+            return "break", None
+        await charge(ch, kind, request_id, d.account_id, _fee(d))
+        return "credited", posting.transfer_id
+    return await settle_doubt(conn, d, outcome, stored_minor, decide, SETTLED)

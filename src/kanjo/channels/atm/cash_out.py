@@ -11,11 +11,10 @@ from typing import Any
 
 import asyncpg
 import structlog
-from prometheus_client import Counter
 
 from kanjo.cards import release_daily_amount, reserve_daily_amount, verify_card
 from kanjo.channels.atm import store
-from kanjo.channels.atm.acknowledgement import AckRules, acknowledge_item
+from kanjo.channels.atm.acknowledgement import AckRules, acknowledge_item, settle_doubt
 from kanjo.channels.atm.limits import HOLD_MARGIN_S
 from kanjo.channels.atm.model import (
     ACK_REUSED_TEXT,
@@ -34,8 +33,6 @@ from kanjo.deposits import derived_id, place_atm_hold, post_atm_withdrawal, post
 from kanjo.fees import FeeQuote, Kind, quote
 
 log = structlog.get_logger("kanjo.atm")
-IN_DOUBT_RESOLVED = Counter("kanjo_atm_in_doubt_resolved_total", "in-doubt cash items settled, by resolution",
-                            ["resolution"])
 
 
 async def authorise(ch: AtmChannel, kind: MachineKind, request_id: int, card_number: str, pin: str,
@@ -130,37 +127,29 @@ def _fee(w: store.CashItem) -> FeeQuote:
     return FeeQuote(w.fee_minor or 0, w.fee_rule or "", "ATM")
 
 
+SETTLED = {"posted": HoldState.POSTED.value, "nothing_dispensed": HoldState.VOIDED.value}
+
+
 async def resolve(ch: AtmChannel, conn: asyncpg.Connection, kind: MachineKind, w: store.CashItem,
                   outcome: JournalOutcome, dispensed_minor: int) -> str:
-    """Settle an in-doubt withdrawal by what the ATM says (idempotent: a settled item answers its resolution).
-    Cash out → post it now (with its fee); nothing out → nothing to post, the daily limit is given back."""
-    await store.open_in_doubt(conn, w, "no_acknowledgement")  # no-op when the sweep opened it
-    found = await store.in_doubt(conn, w.atm_id, w.journal_no)
-    if found is not None and found["resolved_at"] is not None:
-        return str(found["resolution"])
+    """Settle an in-doubt withdrawal by what the ATM says (once). Cash out → post it now (with its fee); nothing out →
+    nothing to post, the daily limit is given back."""
     request_id = request_id_of(w.atm_id, w.journal_no)
-    correction: int | None = None
-    if outcome is JournalOutcome.DISPENSED and dispensed_minor > 0:
-        try:
-            posting = await ch.call(kind, "deposits", "post-late", lambda: post_atm_withdrawal(
-                ch.deposits, derived_id(request_id, "in-doubt"), w.account_id, dispensed_minor))
-        except DepositRefused as e:  # the money is gone from the account: people must recover it
-            log.error("atm_in_doubt_break", atm=w.atm_id, journal_no=w.journal_no, reason=e.code,
-                      amount_minor=dispensed_minor)
-            resolution = "break"
-        else:
-            correction, resolution = posting.transfer_id, "posted"
+
+    async def decide() -> tuple[str, int | None]:
+        if outcome is JournalOutcome.DISPENSED and dispensed_minor > 0:
+            try:
+                posting = await ch.call(kind, "deposits", "post-late", lambda: post_atm_withdrawal(
+                    ch.deposits, derived_id(request_id, "in-doubt"), w.account_id, dispensed_minor))
+            except DepositRefused as e:  # the money is gone from the account: people must recover it
+                log.error("atm_in_doubt_break", atm=w.atm_id, journal_no=w.journal_no, reason=e.code,
+                          amount_minor=dispensed_minor)
+                return "break", None
             await charge(ch, kind, request_id, w.account_id, _fee(w))
-    else:
+            return "posted", posting.transfer_id
         await ch.call(kind, "cards", "release", lambda: release_daily_amount(ch.cards, request_id))
-        resolution = "nothing_dispensed"
-    await store.resolve_in_doubt(conn, w.atm_id, w.journal_no, outcome.value, resolution, correction)
-    await store.settle_cash_item(conn, w.atm_id, w.journal_no,
-                                  HoldState.POSTED.value if resolution == "posted" else HoldState.VOIDED.value
-                                  if resolution == "nothing_dispensed" else HoldState.IN_DOUBT.value,
-                                  dispensed_minor, None)
-    IN_DOUBT_RESOLVED.labels(resolution).inc()
-    return resolution
+        return "nothing_dispensed", None
+    return await settle_doubt(conn, w, outcome, dispensed_minor, decide, SETTLED)
 
 
 RULES = AckRules(Operation.WITHDRAWAL.value, "withdrawal_ack", early_answer, settle_authorised,

@@ -17,8 +17,8 @@ import structlog
 
 from kanjo.cards import verify_card
 from kanjo.channels.atm import store
-from kanjo.channels.atm.acknowledgement import AckRules, acknowledge_item
-from kanjo.channels.atm.cash_out import IN_DOUBT_RESOLVED, early_answer, settle_otherwise, state_after
+from kanjo.channels.atm.acknowledgement import AckRules, acknowledge_item, settle_doubt
+from kanjo.channels.atm.cash_out import SETTLED, early_answer, settle_otherwise, state_after
 from kanjo.channels.atm.limits import HOLD_MARGIN_S
 from kanjo.channels.atm.model import HoldState, JournalOutcome, MachineKind, Operation, approved, refused, request_id_of
 from kanjo.channels.atm.service import AtmChannel, Reply
@@ -72,16 +72,15 @@ async def release(ch: AtmChannel, kind: MachineKind, request_id: int) -> None:
 
 async def resolve(ch: AtmChannel, conn: asyncpg.Connection, kind: MachineKind, item: store.CashItem,
                   outcome: JournalOutcome, dispensed_minor: int) -> str:
-    """Settle an in-doubt card-loan draw by what the ATM says (idempotent: a settled item answers its resolution).
-    Cash out → drawn now (from the hold if it still stands, else afresh within the line); nothing out → the hold,
-    if any is left, is released."""
-    await store.open_in_doubt(conn, item, "no_acknowledgement")  # no-op when the sweep opened it
-    found = await store.in_doubt(conn, item.atm_id, item.journal_no)
-    if found is not None and found["resolved_at"] is not None:
-        return str(found["resolution"])
+    """Settle an in-doubt card-loan draw by what the ATM says (once). Cash out → drawn now (from the hold if it still
+    stands, else afresh within the line); nothing out → the hold, if any is left, is released."""
     request_id = request_id_of(item.atm_id, item.journal_no)
-    if outcome is JournalOutcome.DISPENSED and dispensed_minor > 0:
+
+    async def decide() -> tuple[str, int | None]:
         try:
+            if outcome is not JournalOutcome.DISPENSED or dispensed_minor == 0:
+                await ch.call(kind, "loans", "void", lambda: void_cash_draw(ch.loans, request_id))
+                return "nothing_dispensed", None
             try:
                 await ch.call(kind, "loans", "post", lambda: post_cash_draw(ch.loans, request_id, dispensed_minor))
             except LoanRefused as e:
@@ -89,27 +88,12 @@ async def resolve(ch: AtmChannel, conn: asyncpg.Connection, kind: MachineKind, i
                     raise
                 await ch.call(kind, "loans", "draw-late", lambda: draw_cash_late(
                     ch.loans, request_id, item.account_id, dispensed_minor))
-        except LoanRefused as e:  # the cash is out and the line cannot take it: people must recover it
+            return "posted", None
+        except LoanRefused as e:  # cash out beyond the line, or drawn though the ATM says nothing left: people look
             log.error("atm_in_doubt_break", atm=item.atm_id, journal_no=item.journal_no, reason=e.code,
-                      amount_minor=dispensed_minor)
-            resolution = "break"
-        else:
-            resolution = "posted"
-    else:
-        try:
-            await ch.call(kind, "loans", "void", lambda: void_cash_draw(ch.loans, request_id))
-        except LoanRefused as e:  # drawn, yet the ATM says no cash left it: people must look
-            log.error("atm_in_doubt_break", atm=item.atm_id, journal_no=item.journal_no, reason=e.code,
-                      amount_minor=item.amount_minor)
-            resolution = "break"
-        else:
-            resolution = "nothing_dispensed"
-    await store.resolve_in_doubt(conn, item.atm_id, item.journal_no, outcome.value, resolution, None)
-    state = {"posted": HoldState.POSTED.value, "nothing_dispensed": HoldState.VOIDED.value}.get(
-        resolution, HoldState.IN_DOUBT.value)
-    await store.settle_cash_item(conn, item.atm_id, item.journal_no, state, dispensed_minor, None)
-    IN_DOUBT_RESOLVED.labels(resolution).inc()
-    return resolution
+                      amount_minor=dispensed_minor or item.amount_minor)
+            return "break", None
+    return await settle_doubt(conn, item, outcome, dispensed_minor, decide, SETTLED)
 
 
 RULES = AckRules(LOAN_DRAW, "loan_draw_ack", early_answer, settle_authorised, settle_otherwise(resolve), state_after)
