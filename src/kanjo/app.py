@@ -8,9 +8,9 @@ import datetime as dt
 
 from fastapi import FastAPI, Request
 
-from kanjo import __version__
+from kanjo import __version__, capacity
 from kanjo.bank import build_bank, build_hub
-from kanjo.batch import Batch, BusinessDay, Kind, bank_kinds, bulk_runner, day_plan
+from kanjo.batch import Batch, BusinessDay, Kind, bank_kinds, bulk_needs, bulk_runner, day_plan
 from kanjo.batch.api import router as batch_router
 from kanjo.business_calendar.api import router as calendar_router
 from kanjo.cards.api import router as cards_router
@@ -83,10 +83,13 @@ def create_app(ledger: Ledger | None, *, pin_key_bytes: bytes | None = None,
         app.state.openapi = OpenApiChannel(pool=ledger.pool, hub=app.state.hub, deposits=bank.deposits,
                                            cards=bank.cards, fees=bank.fees)
         app.state.ops = Ops(ledger.pool, call_counts=app.state.hub.call_counts)
+        capacity.provision(load_settings().capacity)
+        capacity.register_probes(ledger, ledger.pool, load_settings().var_dir)
         if business_day is not None:
             settings = load_settings()
             app.state.batch = Batch(
-                ledger.pool, {**bank_kinds(bank), "bulk_posting": Kind(bulk_runner(ledger, app.state.hub))},
+                ledger.pool, {**bank_kinds(bank), "bulk_posting": Kind(bulk_runner(ledger, app.state.hub),
+                                                                        needs=bulk_needs)},
                 business_day, bank.calendar, day_plan(dt.time.fromisoformat(settings.batch_cut_off_time)),
                 pace=app.state.hub.batch_pace, scheduled=settings.batch_scheduler)
     app.add_middleware(BodySizeLimit)

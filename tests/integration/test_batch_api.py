@@ -78,7 +78,8 @@ async def test_a_concentrated_posting_sent_over_http_posts_once(api: httpx.Async
               "amount_minor": 500, "code": 90} for _ in range(1_200)]
     r = await api.post("/v1/batch/bulk-postings", json={"name": "salary", "items": items, "chunk_items": 500})
     assert r.status_code == 200, r.text
-    assert r.json() == {"business_date": DAY.isoformat(), "job": "salary", "items": 1_200}
+    assert r.json() == {"business_date": DAY.isoformat(), "job": "salary", "items": 1_200, "loaded": 1_200,
+                        "complete": True}
     dup = await api.post("/v1/batch/bulk-postings", json={"name": "salary", "items": items[:1]})
     assert dup.status_code == 409 and dup.json()["error"] == "job_exists"
     await api.post(f"/v1/batch/days/{DAY}/jobs/salary/run", json={"by": "ops-1"})

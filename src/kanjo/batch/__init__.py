@@ -6,11 +6,13 @@ Public surface for other contexts: the engine and its handle types, the business
 catalogue, concentrated postings, and the model's types. The HTTP router lives in `kanjo.batch.api`.
 """
 
-from kanjo.batch.bulk import Item, submit, transfer_id
+from kanjo.batch.bulk import Item, append, submit, transfer_id
+from kanjo.batch.bulk import needs as bulk_needs
 from kanjo.batch.bulk import runner as bulk_runner
 from kanjo.batch.catalogue import CUT_OFF, bank_kinds, day_plan
 from kanjo.batch.engine import CLOSING_JOB, Batch, BusinessDay, JobContext, Kind, Stopped
 from kanjo.batch.model import BatchError, DayState, JobRun, JobSpec, JobState, Rerun
+from kanjo.batch.store import work_area_items
 
 __all__ = [
     "CLOSING_JOB",
@@ -27,9 +29,12 @@ __all__ = [
     "Kind",
     "Rerun",
     "Stopped",
+    "append",
     "bank_kinds",
+    "bulk_needs",
     "bulk_runner",
     "day_plan",
     "submit",
     "transfer_id",
+    "work_area_items",
 ]

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kanjo.batch import bulk
 from kanjo.batch.engine import Batch
-from kanjo.batch.limits import BULK_CHUNK_ITEMS_MAX, BULK_ITEMS_PER_REQUEST_MAX
+from kanjo.batch.limits import BULK_CHUNK_ITEMS_MAX, BULK_ITEMS_PER_JOB_MAX, BULK_ITEMS_PER_REQUEST_MAX
 from kanjo.batch.model import BatchError
 from kanjo.platform.http import ERROR_RESPONSES
 
@@ -22,7 +22,8 @@ router = APIRouter(tags=["batch"], responses=ERROR_RESPONSES)
 JOB_NAME = re.compile(r"^[a-z0-9_.:-]{1,64}$")
 JobName = Annotated[str, Path(pattern=JOB_NAME.pattern, description="a job of the date")]
 NOT_FOUND = {"unknown_job", "unknown_day"}
-UNPROCESSABLE = {"invalid_item", "no_items", "unknown_kind", "duplicate_job", "unknown_predecessor", "cycle"}
+UNPROCESSABLE = {"invalid_item", "no_items", "unknown_kind", "duplicate_job", "unknown_predecessor", "cycle",
+                 "too_many_items"}
 
 
 class OperatorIn(BaseModel):
@@ -46,6 +47,16 @@ class BulkPostingIn(BaseModel):
     mandatory: bool = True
     expected_s: Annotated[float, Field(gt=0, le=86_400)] = 600.0
     chunk_items: Annotated[int, Field(strict=True, ge=1, le=BULK_CHUNK_ITEMS_MAX)] = bulk.CHUNK_ITEMS_DEFAULT
+    items_total: Annotated[int | None, Field(strict=True, ge=1, le=BULK_ITEMS_PER_JOB_MAX,
+                                             description="the file's item count when it is sent in parts: the job"
+                                             " waits, held, until the last part arrives")] = None
+
+
+class BulkPartIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    first_item_no: Annotated[int, Field(strict=True, ge=2, le=BULK_ITEMS_PER_JOB_MAX,
+                                        description="the number of this part's first item: one after those loaded")]
+    items: Annotated[list[BulkItemIn], Field(min_length=1, max_length=BULK_ITEMS_PER_REQUEST_MAX)]
 
 
 def _batch(request: Request) -> Batch:
@@ -117,11 +128,24 @@ async def rerun(day: dt.date, name: JobName, body: OperatorIn, request: Request)
              " its items")
 async def bulk_posting(body: BulkPostingIn, request: Request) -> dict[str, Any]:
     engine = _batch(request)
-    items = [bulk.Item(i.debit_account_id.int, i.credit_account_id.int, i.amount_minor, i.code) for i in body.items]
     try:
-        return await bulk.submit(engine, engine.business_day(), body.name, items, mandatory=body.mandatory,
-                                 expected_s=body.expected_s, chunk_items=body.chunk_items)
+        return await bulk.submit(engine, engine.business_day(), body.name, _items(body.items),
+                                 mandatory=body.mandatory, expected_s=body.expected_s, chunk_items=body.chunk_items,
+                                 items_total=body.items_total)
     except BatchError as e:
         raise _refused(e) from None
+
+
+@router.post("/v1/batch/days/{day}/bulk-postings/{name}/items", summary="The next part of a concentrated posting"
+             " sent in parts (a part sent again changes nothing; the last one lets the job start)")
+async def bulk_part(day: dt.date, name: JobName, body: BulkPartIn, request: Request) -> dict[str, Any]:
+    try:
+        return await bulk.append(_batch(request), day, name, body.first_item_no, _items(body.items))
+    except BatchError as e:
+        raise _refused(e) from None
+
+
+def _items(items: list[BulkItemIn]) -> list[bulk.Item]:
+    return [bulk.Item(i.debit_account_id.int, i.credit_account_id.int, i.amount_minor, i.code) for i in items]
 
 

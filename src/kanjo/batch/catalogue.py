@@ -5,7 +5,7 @@
         snapshot the books, move online to the next business date D' (opened and planned)
     end of day of D (online keeps posting on D'): deposit_interest_accrual, overdraft_interest_accrual →
         overdraft_interest_charge, card_loan_accrual, dormancy (not mandatory: housekeeping)
-    day_close: waits for every mandatory job of D; closes D for good
+    day_close: waits for every mandatory job of D; closes D for good and empties its work areas
 
 Every product job is idempotent per (account, business date, job) by its own construction (see kanjo.daily), so a
 rerun or a resumed run changes nothing already done. The cut-off and the close move the day itself: done once.
@@ -118,5 +118,6 @@ async def close_day(ctx: JobContext) -> dict[str, Any]:
             raise BatchError("day_not_ready", "mandatory jobs not done: " + ", ".join(
                 f"{b['job']} ({b['why']})" for b in blocking))
         await store.close_day(conn, day)
-    return {"closed": day.isoformat()}
+        purged = await store.purge_work_areas(conn, day)
+    return {"closed": day.isoformat(), "work_area_items_purged": purged}
 

@@ -44,6 +44,8 @@ JOBS_FINISHED = Counter("kanjo_batch_jobs_finished_total", "batch jobs that ende
                         ["kind", "state"])
 JOBS_RUNNING = Gauge("kanjo_batch_jobs_running", "batch jobs running in this process")
 ITEMS_DONE = Counter("kanjo_batch_items_total", "items batch jobs processed, by job kind", ["kind"])
+PREFLIGHT_REFUSED = Counter("kanjo_batch_preflight_refused_total",
+                            "jobs refused before starting because they would pass a capacity limit", ["kind"])
 
 
 class Stopped(Exception):
@@ -80,16 +82,45 @@ class JobContext:
         """How fast batch work may go now: 0 (wait) … 1 (full speed), from the online latency."""
         return self.engine.pace()
 
+    async def ensure_room(self, needs: dict[str, int]) -> None:
+        """Before the next chunk: raises LimitReached when it would pass a capacity limit (the job then stops alone,
+        at this chunk boundary, everything before it done)."""
+        shortfalls = await shortfall(needs)
+        if shortfalls:
+            s = shortfalls[0]
+            raise LimitReached(limits.get(s["limit"]), s["usage"] + s["need"])
+
 
 Runner = Callable[[JobContext], Awaitable[dict[str, Any]]]
+Needs = Callable[[JobContext], Awaitable[dict[str, int]]]
 
 
 @dataclass(frozen=True, slots=True)
 class Kind:
-    """How a kind of job is carried out, and on which dates it is due (a reason when it is not: it is skipped)."""
+    """How a kind of job is carried out, on which dates it is due (a reason when it is not: it is skipped), and
+    what it will add to each capacity limit it touches (its pre-flight)."""
 
     run: Runner
     not_due: Callable[[dt.date], str | None] = lambda _day: None
+    needs: Needs | None = None
+
+
+async def shortfall(needs: dict[str, int]) -> list[dict[str, Any]]:
+    """The capacity limits `needs` would pass, each with its usage measured now, the need and the maximum."""
+    usage = await limits.measure(needs)
+    out: list[dict[str, Any]] = []
+    for name, need in sorted(needs.items()):
+        limit = limits.get(name)
+        if need > 0 and usage[name] + need > limit.maximum:
+            out.append({"limit": name, "usage": usage[name], "need": need, "maximum": limit.maximum,
+                        "unit": limit.unit})
+    return out
+
+
+def refusal_message(shortfalls: list[dict[str, Any]]) -> str:
+    return "refused before posting anything: " + "; ".join(
+        f"limit {s['limit']} would be passed: usage {s['usage']:,} + this job's {s['need']:,} {s['unit']}"
+        f" > maximum {s['maximum']:,}" for s in shortfalls)
 
 
 class BusinessDay:
@@ -227,6 +258,15 @@ class Batch:
                 await self._end(day, name, r.spec.kind, JobState.SKIPPED, {"skipped": reason}, None)
                 return
             ctx = JobContext(self, day, r.spec, r.checkpoint, r.done_items)
+            if kind.needs is not None:  # pre-flight: refused before it starts rather than stopped at a limit
+                shortfalls = await shortfall(await kind.needs(ctx))
+                if shortfalls:
+                    PREFLIGHT_REFUSED.labels(r.spec.kind).inc()
+                    log.warning("batch_job_refused", business_date=str(day), job=name, shortfalls=shortfalls)
+                    await self._end(day, name, r.spec.kind, JobState.FAILED,
+                                    {"preflight": shortfalls, "limit": shortfalls[0]["limit"]},
+                                    refusal_message(shortfalls))
+                    return
             try:
                 result = await kind.run(ctx)
             except Stopped as e:
@@ -237,7 +277,10 @@ class Batch:
                 log.info("batch_job_stopped", business_date=str(day), job=name, why=str(e))
                 return
             except LimitReached as e:  # only this job stops, at its chunk boundary, naming the limit
-                await self._end(day, name, r.spec.kind, JobState.FAILED, {"limit": e.limit.name}, str(e))
+                log.warning("batch_job_stopped_at_limit", business_date=str(day), job=name, limit=e.limit.name)
+                await self._end(day, name, r.spec.kind, JobState.FAILED,
+                                {"limit": e.limit.name, "done_items": ctx.done_items,
+                                 "checkpoint": ctx.checkpoint}, str(e))
                 return
             except asyncio.CancelledError:
                 raise
@@ -342,14 +385,17 @@ class Batch:
         return again
 
     async def rerun(self, day: dt.date, name: str, by: str) -> JobRun:
-        """Run a finished or failed job again from the start (it is idempotent: what was done stays done once)."""
+        """Run a finished job again from the start, a failed one from where it stopped (every job is idempotent:
+        what was done stays done once)."""
         async with self.pool.acquire() as conn, conn.transaction():
             r = await self._job(conn, day, name, for_update=True)
             if await store.day_state(conn, day) is DayState.CLOSED:
                 raise BatchError("day_closed", f"{day} is closed: its jobs are final")
             check_rerun(r)
-            await store.rerun(conn, day, name)
-            await store.record(conn, day, name, "rerun", {"by": by, "was": r.state.value}, HISTORY_ROWS_PER_JOB_MAX)
+            resume = r.state is JobState.FAILED
+            await store.rerun(conn, day, name, resume=resume)
+            await store.record(conn, day, name, "rerun", {"by": by, "was": r.state.value, "resumes": resume},
+                               HISTORY_ROWS_PER_JOB_MAX)
             again = await self._job(conn, day, name)
         self._wake.set()
         return again

@@ -26,3 +26,9 @@ HISTORY_ROWS_PER_JOB_MAX = limits.declare(
     "batch_history_rows_per_job_max", 1_000, "events",
     "events kept per job and date (starts, stops, holds, reruns); older ones are pruned",
 ).maximum
+WORK_AREA_ITEMS = limits.declare(
+    "batch_work_area_items_max", 5_000_000, "items",
+    "the concentrated postings' work areas (batch.bulk_items, about 120 bytes an item): the space provisioned for the"
+    " files of the dates not yet closed; a date's work areas are emptied when it closes",
+    adjustable=True,
+)

@@ -174,7 +174,12 @@ async def waive_not_before(conn: asyncpg.Connection, day: dt.date, name: str) ->
                        day, name)
 
 
-async def rerun(conn: asyncpg.Connection, day: dt.date, name: str) -> None:
+async def rerun(conn: asyncpg.Connection, day: dt.date, name: str, *, resume: bool) -> None:
+    """Waiting again: from its checkpoint (`resume`: a failed job) or from the start."""
+    if resume:
+        await conn.execute("UPDATE batch.jobs SET state = 'waiting', result = NULL, error = NULL, finished_at = NULL"
+                           " WHERE business_date = $1 AND name = $2", day, name)
+        return
     await conn.execute(
         "UPDATE batch.jobs SET state = 'waiting', checkpoint = NULL, done_items = 0, total_items = NULL,"
         " result = NULL, error = NULL, finished_at = NULL WHERE business_date = $1 AND name = $2", day, name)
@@ -215,6 +220,16 @@ async def bulk_items_after(conn: asyncpg.Connection, day: dt.date, job_name: str
         "SELECT item_no, debit_account_id, credit_account_id, amount_minor, code FROM batch.bulk_items"
         " WHERE business_date = $1 AND job = $2 AND item_no > $3 ORDER BY item_no LIMIT $4",
         day, job_name, after_item, limit))
+
+
+async def work_area_items(conn: asyncpg.Connection) -> int:
+    """Items in every work area (the usage of `batch_work_area_items_max`)."""
+    return int(await conn.fetchval("SELECT count(*) FROM batch.bulk_items"))
+
+
+async def purge_work_areas(conn: asyncpg.Connection, day: dt.date) -> int:
+    """A closed date's work areas are emptied (its rejects stay, as the record of what did not post)."""
+    return int((await conn.execute("DELETE FROM batch.bulk_items WHERE business_date = $1", day)).split()[-1])
 
 
 async def bulk_item_count(conn: asyncpg.Connection, day: dt.date, job_name: str) -> int:

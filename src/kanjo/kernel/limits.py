@@ -2,14 +2,21 @@
 
 Usage is observed by the code that owns the quantity and exported as a ratio; reaching a limit
 raises `LimitReached`, which callers turn into a clean refusal that names the limit.
+
+Capacity limits (tables, work areas, disk, the database's size) are *adjustable*: their maximum is what the
+operator provisioned, set from configuration at start and raised at run time when storage grows. Their usage is
+*measured* by a probe the owning context registers (a count, a size), so a job's pre-flight sees it fresh.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field, replace
 
 WARN_RATIOS = (0.70, 0.85, 0.95)
+PROBE_TIMEOUT_S = 5.0  # a probe whose store does not answer within this is skipped: its last usage stands
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +25,10 @@ class Limit:
     maximum: int
     unit: str
     reason: str
+    adjustable: bool = False  # a provisioned capacity the operator sets (configuration, `PUT /v1/capacity/...`)
+
+
+Probe = Callable[[], Awaitable[int]]
 
 
 class LimitReached(Exception):
@@ -37,17 +48,63 @@ class LimitRegistry:
     _limits: dict[str, Limit] = field(default_factory=dict)
     _usage: dict[str, int] = field(default_factory=dict)
     _peak: dict[str, int] = field(default_factory=dict)
+    _probes: dict[str, Probe] = field(default_factory=dict)
+    _declared: dict[str, int] = field(default_factory=dict)  # adjustable limits: the maximum as declared
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def declare(self, name: str, maximum: int, unit: str, reason: str) -> Limit:
+    def declare(self, name: str, maximum: int, unit: str, reason: str, *, adjustable: bool = False) -> Limit:
         if maximum <= 0:
             raise ValueError(f"limit {name} must have a positive maximum")
-        limit = Limit(name, maximum, unit, reason)
+        limit = Limit(name, maximum, unit, reason, adjustable)
         existing = self._limits.get(name)
-        if existing is not None and existing != limit:
+        if existing is not None and replace(existing, maximum=self._declared.get(name, existing.maximum)) != limit:
             raise ValueError(f"limit {name} declared twice with different values")
-        self._limits[name] = limit
-        return limit
+        if existing is None:
+            self._limits[name] = limit
+            if adjustable:
+                self._declared[name] = maximum
+        return self._limits[name]
+
+    def set_maximum(self, name: str, maximum: int) -> Limit:
+        """Provision an adjustable limit anew (configuration at start, an operator at run time). Code that checks
+        an adjustable limit reads `get(name).maximum` each time, so the new maximum holds at once."""
+        limit = self._limits.get(name)
+        if limit is None:
+            raise KeyError(f"no limit named {name}")
+        if not limit.adjustable:
+            raise ValueError(f"limit {name} is fixed by design ({limit.reason}); only capacity limits are adjusted")
+        if not isinstance(maximum, int) or isinstance(maximum, bool) or maximum <= 0:
+            raise ValueError(f"limit {name} needs a positive whole maximum")
+        with self._lock:
+            self._limits[name] = replace(limit, maximum=maximum)
+        return self._limits[name]
+
+    def register_probe(self, name: str, probe: Probe) -> None:
+        """How the usage of `name` is measured (a count, a size), by the context that owns the structure."""
+        if name not in self._limits:
+            raise KeyError(f"no limit named {name}")
+        self._probes[name] = probe
+
+    def measured(self) -> list[str]:
+        return sorted(self._probes)
+
+    async def measure(self, names: Iterable[str] | None = None) -> dict[str, int]:
+        """Measure (and observe) the usage of the probed limits named, or of all; a probe that fails is skipped and
+        its last observed usage stands."""
+        usage: dict[str, int] = {}
+        for name in sorted(self._probes) if names is None else names:
+            probe = self._probes.get(name)
+            if probe is None:
+                usage[name] = self.usage(name)
+                continue
+            try:
+                async with asyncio.timeout(PROBE_TIMEOUT_S):
+                    usage[name] = int(await probe())
+            except Exception:  # a probe's store unreachable: the last measurement stands, alerts say the rest
+                usage[name] = self.usage(name)
+                continue
+            self.observe(name, usage[name])
+        return usage
 
     def get(self, name: str) -> Limit:
         return self._limits[name]
@@ -87,6 +144,7 @@ class LimitRegistry:
                     "maximum": limit.maximum,
                     "unit": limit.unit,
                     "reason": limit.reason,
+                    "adjustable": limit.adjustable,
                     "usage": usage,
                     "peak": self._peak.get(limit.name, 0),
                     "usage_ratio": round(ratio, 6),

@@ -164,6 +164,7 @@ class Ledger:
         self._expiry_complete = True  # every live timed hold is in the heap
         self._epoch = 0
         self._last_ts = 0
+        self._stored = 0  # transfers in the table: counted when the writer starts, then kept by the commits
         self._conn: asyncpg.Connection | None = None  # commits
         self._reader: asyncpg.Connection | None = None  # the writer's cache misses, while a commit runs
         self.pool: asyncpg.Pool | None = None
@@ -212,6 +213,8 @@ class Ledger:
         self._rejected = {t.id: (t, code) for t, code in rejected[:REJECTED_IDS_CACHED_MAX]}
         self._rejected_complete = len(rejected) <= REJECTED_IDS_CACHED_MAX
         await self._load_expiry(2**63 - 1)
+        self._stored = await store.transfers_stored(reader)
+        limits.observe("ledger_transfers_stored_max", self._stored)
         log.info("ledger.writer_started", epoch=self._epoch, holder=self._holder,
                  rejected_ids=len(self._rejected), timed_holds=len(self._expiry))
 
@@ -226,6 +229,10 @@ class Ledger:
         self._expiry = due[:EXPIRY_QUEUE_ENTRIES_MAX]
         heapq.heapify(self._expiry)
         self._expiry_complete = len(due) <= EXPIRY_QUEUE_ENTRIES_MAX
+
+    def transfers_stored(self) -> int:
+        """Transfers in the table now (every one is committed by this writer, so the count is exact)."""
+        return self._stored
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -631,6 +638,8 @@ class Ledger:
         committed = len(batch.new_transfers)
         if committed:
             telemetry.TRANSFERS_COMMITTED.inc(committed)
+            self._stored += committed
+            limits.observe("ledger_transfers_stored_max", self._stored)
         if batch.new_accounts:
             telemetry.ACCOUNTS_CREATED.inc(len(batch.new_accounts))
         expired = sum(1 for r in batch.resolutions if r[1] == PendingStatus.EXPIRED)

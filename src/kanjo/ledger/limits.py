@@ -33,3 +33,10 @@ PAGE_ROWS_MAX = limits.declare(
 LOOKUP_IDS_MAX = limits.declare(
     "ledger_lookup_ids_max", 8190, "ids", "ids in one lookup request, as many as one batch",
 ).maximum
+TRANSFERS_STORED = limits.declare(
+    "ledger_transfers_stored_max", 1_000_000_000, "transfers",
+    "the transfers table's provisioned space (about 400 bytes a transfer with its indexes: some 400 GB at this"
+    " default); the operator sets it to the storage given and raises it as storage grows. Batch jobs prove they fit"
+    " before they start and stop alone at it; online is never refused by it",
+    adjustable=True,
+)

@@ -52,6 +52,11 @@ _update_values = operator.attrgetter(
 
 # -- writer: lease ------------------------------------------------------------------------------
 
+async def transfers_stored(conn: asyncpg.Connection) -> int:
+    """The transfers table's row count (read once when the writer starts; a full count, exact)."""
+    return int(await conn.fetchval("SELECT count(*) FROM ledger.transfers"))
+
+
 async def acquire_lease(conn: asyncpg.Connection, holder: str, shard: int = 0) -> tuple[int, int]:
     """Take the writer lease of a shard: returns (epoch, last_timestamp). Any older writer is fenced."""
     row = await conn.fetchrow(

@@ -76,6 +76,7 @@ class Ops:
                 self.book.load(await store.load_open(conn))
             self._loaded = True
         now_ms = self._now_ms()
+        await self.registry.measure()  # the probed limits (tables, work areas, disk, pool) measured fresh
         self.capacity.sample(now_ms)
         found = [("limits", c) for c in rules.limit_usage(self.registry)]
         found += [("limits", c) for c in rules.limit_forecasts(self.capacity.snapshot().forecasts, self.policy, now_ms)]

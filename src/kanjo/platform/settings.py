@@ -34,6 +34,9 @@ class Settings(BaseSettings):
                                   " job starts only when an operator runs it (kanjo batch run)")
     batch_cut_off_time: str = Field(default="21:00", pattern="^([01][0-9]|2[0-3]):[0-5][0-9]$",
                                     description="not before this time in Japan does online move to the next date")
+    capacity: str = Field(default="", max_length=2_000, pattern=r"^[a-z0-9_]+=[0-9]+(,[a-z0-9_]+=[0-9]+)*$|^$",
+                          description="provisioned capacity limits, name=maximum[,name=maximum] (e.g."
+                          " ledger_transfers_stored_max=500000000)")
     faults_enabled: bool = Field(default=False, description="drills and benches: fault injection and seeding routes")
 
 
