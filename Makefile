@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/kanjo bench ledger --json | tee bench-results/ledger.jsonl
 	$(BIN)/kanjo bench products --json | tee bench-results/products.jsonl
 	$(BIN)/kanjo bench atm --json | tee bench-results/atm.jsonl
+	$(BIN)/kanjo bench month-end --json | tee bench-results/month-end.jsonl
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

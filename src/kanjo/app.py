@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 
 from kanjo import __version__, capacity
 from kanjo.bank import build_bank, build_hub
-from kanjo.batch import Batch, BusinessDay, Kind, bank_kinds, bulk_needs, bulk_runner, day_plan
+from kanjo.batch import Batch, BusinessDay, Kind, alert_source, bank_kinds, bulk_needs, bulk_runner, day_plan
 from kanjo.batch.api import router as batch_router
 from kanjo.business_calendar.api import router as calendar_router
 from kanjo.cards.api import router as cards_router
@@ -82,7 +82,8 @@ def create_app(ledger: Ledger | None, *, pin_key_bytes: bytes | None = None,
             time_deposits=bank.time_deposits, calendar=bank.calendar, business_date=bank.business_date)
         app.state.openapi = OpenApiChannel(pool=ledger.pool, hub=app.state.hub, deposits=bank.deposits,
                                            cards=bank.cards, fees=bank.fees)
-        app.state.ops = Ops(ledger.pool, call_counts=app.state.hub.call_counts)
+        app.state.ops = Ops(ledger.pool, call_counts=app.state.hub.call_counts,
+                            interval_s=load_settings().ops_evaluation_interval_s)
         capacity.provision(load_settings().capacity)
         capacity.register_probes(ledger, ledger.pool, load_settings().var_dir)
         if business_day is not None:
@@ -91,7 +92,9 @@ def create_app(ledger: Ledger | None, *, pin_key_bytes: bytes | None = None,
                 ledger.pool, {**bank_kinds(bank), "bulk_posting": Kind(bulk_runner(ledger, app.state.hub),
                                                                         needs=bulk_needs)},
                 business_day, bank.calendar, day_plan(dt.time.fromisoformat(settings.batch_cut_off_time)),
-                pace=app.state.hub.batch_pace, scheduled=settings.batch_scheduler)
+                pace=app.state.hub.batch_pace, scheduled=settings.batch_scheduler,
+                stale_after_s=settings.batch_stale_after_s)
+            app.state.ops.register_source("batch", alert_source(app.state.batch))
     app.add_middleware(BodySizeLimit)
     # the ATM protocol's messages (most of the traffic) skip the framework's routing and middleware (wire.py)
     app.add_middleware(AtmWire, channel=lambda: getattr(app.state, "atm", None), busy=(LedgerBusy,),

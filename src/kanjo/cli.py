@@ -92,7 +92,8 @@ async def _serve(settings: Settings, dsn: str, host: str, port: int, demo: bool)
         await conn.close()
     calendar = BankCalendar()
     clock = SystemClock()
-    day = BusinessDay(business_date_of(clock, calendar))  # until the batch's open date is read, just below
+    day = BusinessDay(settings.batch_first_business_date or business_date_of(clock, calendar))  # until the batch's
+    # open date is read, just below (a new database opens on this one)
     ledger = await Ledger.start(dsn, clock=clock, business_date=day,
                                 pool_size_max=settings.db_pool_size_max,
                                 sweep_interval_s=settings.expiry_sweep_interval_ms / 1000,
@@ -252,6 +253,34 @@ def bench_atm(
                            scenarios=[s.strip() for s in scenarios.split(",") if s.strip()], emit=emit))
 
 
+@bench_app.command("month-end")
+def bench_month_end(
+    json_output: Annotated[bool, typer.Option("--json", help="JSON lines on stdout (the only format)")] = True,
+    items: Annotated[int, typer.Option(min=2, max=2_000_000, help="items of the concentrated posting")] = 700_000,
+    atms: Annotated[int, typer.Option(min=1, max=100_000, help="simulated ATMs")] = 1000,
+    rate: Annotated[float, typer.Option(min=0.1, max=5000, help="offered withdrawals per second, whole fleet")] = 500.0,
+    cards: Annotated[int, typer.Option(min=2, max=1_000_000, help="customers with a cash card")] = 10_000,
+    accounts: Annotated[int, typer.Option(min=1, max=1_000_000, help="accounts the posting credits")] = 10_000,
+    day_change_accounts: Annotated[int, typer.Option(min=1, max=10_000_000, help="accounts of the day change")] = (
+        1_000_000),
+    scenarios: Annotated[str, typer.Option(help="comma-separated: month-end-posting,day-change")] = (
+        "month-end-posting,day-change"),
+) -> None:
+    """The 2/28 month end: 700,000 items posted while the ATM fleet runs; the day change of 1,000,000 accounts."""
+    from kanjo.bench import run_month_end_bench
+
+    settings = load_settings()
+
+    def emit(obj: dict) -> None:
+        print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+    with database(settings) as dsn:
+        server_dsn = dsn.rpartition("/")[0] + "/postgres"
+        _run(run_month_end_bench(server_dsn=server_dsn, items=items, atms=atms, rate=rate, cards=cards,
+                                 accounts=accounts, day_change_accounts=day_change_accounts,
+                                 scenarios=[s.strip() for s in scenarios.split(",") if s.strip()], emit=emit))
+
+
 @sim_app.command("atm", add_help_option=False,
                  context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def sim_atm(ctx: typer.Context) -> None:
@@ -319,6 +348,59 @@ def drill_network_flap(
                          device_timeout_ms=device_timeout_ms, retries=retries)
     _drill("network-flap", url, lambda: NetworkFlapOptions(
         fleet, flap_s, period_s, down_s, mode, recovery_s, ack_timeout_s, wait_ack_deadline, latency_ms_p99_max))
+
+
+@drill_app.command("month-end-bulk")
+def drill_month_end_bulk(
+    json_output: Annotated[bool, typer.Option("--json", help="one JSON object on stdout (the only format)")] = True,
+    url: UrlOption = None, atms: AtmsOption = 1_000, cards: CardsOption = 2_000, rate: RateOption = 100.0,
+    mix: MixOption = "withdrawal=58,inquiry=20,deposit=15,transfer=4,loan_draw=2,time_deposit=1",
+    seed: SeedOption = 20_260_303, device_timeout_ms: TimeoutOption = 5_000, retries: RetriesOption = 2,
+    items: Annotated[int, typer.Option(min=2, max=2_000_000, help="items of the concentrated posting")] = 700_000,
+    accounts: Annotated[int, typer.Option(min=1, max=1_000_000, help="accounts the items credit")] = 10_000,
+    short_share: Annotated[float, typer.Option(min=0, max=0.99, help="space left, as a share of the posting")] = 0.5,
+    chunk_items: Annotated[int, typer.Option(min=1, max=8_190, help="items posted per chunk")] = 2_000,
+    baseline_s: SecondsOption = 10.0,
+    phase_s: Annotated[float, typer.Option(min=0.5, max=3600, help="fleet phase length while the posting runs")] = 10.0,
+    alert_s_max: Annotated[float, typer.Option(help="refusal → alert naming the limit")] = 60.0,
+    posting_s_max: Annotated[float, typer.Option(help="the drill stops waiting for the posting after this")] = 900.0,
+    latency_ms_p99_max: Annotated[float, typer.Option(help="withdrawals, inquiries, deposits: p99 objective")] = 500.0,
+) -> None:
+    """The 2/28 month end: a 700,000-item concentrated posting meets a capacity limit provisioned too small."""
+    from kanjo.drills import FleetOptions, MonthEndBulkOptions
+
+    fleet = FleetOptions(atms=atms, cards=cards, withdrawals_per_s=rate, mix=mix, seed=seed,
+                         device_timeout_ms=device_timeout_ms, retries=retries)
+    _drill("month-end-bulk", url, lambda: MonthEndBulkOptions(
+        fleet, items, accounts, short_share, chunk_items, baseline_s, phase_s, alert_s_max, posting_s_max,
+        latency_ms_p99_max))
+
+
+@drill_app.command("batch-overrun")
+def drill_batch_overrun(
+    json_output: Annotated[bool, typer.Option("--json", help="one JSON object on stdout (the only format)")] = True,
+    url: UrlOption = None, atms: AtmsOption = 200, cards: CardsOption = 2_000, rate: RateOption = 30.0,
+    mix: MixOption = "withdrawal=58,inquiry=20,deposit=15,transfer=4,loan_draw=2,time_deposit=1",
+    seed: SeedOption = 20_260_303, device_timeout_ms: TimeoutOption = 5_000, retries: RetriesOption = 2,
+    items: Annotated[int, typer.Option(min=1, max=10_000, help="items of each concentrated posting")] = 2_000,
+    chunk_items: Annotated[int, typer.Option(min=1, max=8_190, help="items posted per chunk")] = 100,
+    expected_s: Annotated[float, typer.Option(help="what each posting declares it takes")] = 6.0,
+    slowdown: Annotated[float, typer.Option(help="the slow posting takes this many times its expected_s")] = 5.0,
+    held_s: Annotated[float, typer.Option(help="the held posting keeps the day open this long after")] = 5.0,
+    close_load_s: Annotated[float, typer.Option(help="ATM load while the day cuts off and closes")] = 10.0,
+    close_timeout_s: Annotated[float, typer.Option(help="release → day closed")] = 60.0,
+    alert_interval_s: Annotated[float, typer.Option(help="alert evaluation interval asked of the kanjo")] = 1.0,
+    alert_within_s: Annotated[float, typer.Option(help="overrun threshold passed → alert open")] = 60.0,
+    latency_ms_p99_max: Annotated[float, typer.Option(help="every ATM operation, both phases: p99")] = 500.0,
+) -> None:
+    """A night batch runs several times slower than expected and a mandatory job is held, under ATM load."""
+    from kanjo.drills import BatchOverrunOptions, FleetOptions
+
+    fleet = FleetOptions(atms=atms, cards=cards, withdrawals_per_s=rate, mix=mix, seed=seed,
+                         device_timeout_ms=device_timeout_ms, retries=retries)
+    _drill("batch-overrun", url, lambda: BatchOverrunOptions(
+        fleet, items, chunk_items, expected_s, slowdown, held_s, close_load_s, close_timeout_s, alert_interval_s,
+        alert_within_s, latency_ms_p99_max))
 
 
 def _drill(name: str, url: str | None, make_options: Any) -> None:

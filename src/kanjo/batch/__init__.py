@@ -6,6 +6,7 @@ Public surface for other contexts: the engine and its handle types, the business
 catalogue, concentrated postings, and the model's types. The HTTP router lives in `kanjo.batch.api`.
 """
 
+from kanjo.batch.alerts import BatchAlertPolicy, alert_source
 from kanjo.batch.bulk import Item, append, submit, transfer_id
 from kanjo.batch.bulk import needs as bulk_needs
 from kanjo.batch.bulk import runner as bulk_runner
@@ -18,6 +19,7 @@ __all__ = [
     "CLOSING_JOB",
     "CUT_OFF",
     "Batch",
+    "BatchAlertPolicy",
     "BatchError",
     "BusinessDay",
     "DayState",
@@ -29,6 +31,7 @@ __all__ = [
     "Kind",
     "Rerun",
     "Stopped",
+    "alert_source",
     "append",
     "bank_kinds",
     "bulk_needs",

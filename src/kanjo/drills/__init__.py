@@ -4,17 +4,22 @@ checks what customers and the books saw, and reports one JSON object with every 
 Public surface: `run_drill(name, options, url= | server_dsn=)`, the drills' names and options, the flapping TCP link.
 """
 
+from kanjo.drills.batch_overrun import BatchOverrunOptions
 from kanjo.drills.model import Criterion, FleetOptions, NetworkFlapOptions, ProductDownOptions, flap_windows
+from kanjo.drills.month_end_bulk import MonthEndBulkOptions, measure_posting
 from kanjo.drills.proxy import FlappingLink
 from kanjo.drills.runner import DRILLS, run_drill
 
 __all__ = [
     "DRILLS",
+    "BatchOverrunOptions",
     "Criterion",
     "FlappingLink",
     "FleetOptions",
+    "MonthEndBulkOptions",
     "NetworkFlapOptions",
     "ProductDownOptions",
     "flap_windows",
+    "measure_posting",
     "run_drill",
 ]

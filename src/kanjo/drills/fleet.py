@@ -135,7 +135,8 @@ def phase_summary(phase: str, report: dict[str, Any]) -> dict[str, Any]:
     """What a drill keeps of one fleet run: rates, latency by operation (withdrawals end to end), results, errors."""
     latency = report["latency_ms"]
     by_operation = {"withdrawal": latency["withdrawal_end_to_end"],
-                    **{op: latency[op] for op in ("inquiry", "deposit", "transfer", "time_deposit") if op in latency}}
+                    **{op: latency[op] for op in ("inquiry", "deposit", "transfer", "time_deposit", "loan_draw")
+                       if op in latency}}
     return {
         "phase": phase, "seconds": report["seconds"], "elapsed_s": report["elapsed_s"],
         "withdrawals_per_s_offered": report["offered"]["withdrawals_per_s"],

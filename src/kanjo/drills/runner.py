@@ -7,16 +7,20 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from kanjo.drills.batch_overrun import BatchOverrunOptions, run_batch_overrun
 from kanjo.drills.model import NetworkFlapOptions, ProductDownOptions
+from kanjo.drills.month_end_bulk import MonthEndBulkOptions, run_month_end_bulk
 from kanjo.drills.network_flap import run_network_flap
 from kanjo.drills.product_down import run_product_down
 from kanjo.drills.server import DrillError, Target, kanjo_target
 from kanjo.platform.logging import ensure_logging
 
-Options = ProductDownOptions | NetworkFlapOptions
+Options = ProductDownOptions | NetworkFlapOptions | MonthEndBulkOptions | BatchOverrunOptions
 DRILLS: dict[str, tuple[type[Any], Callable[[Any, Target], Awaitable[dict[str, Any]]]]] = {
     "product-down": (ProductDownOptions, run_product_down),
     "network-flap": (NetworkFlapOptions, run_network_flap),
+    "month-end-bulk": (MonthEndBulkOptions, run_month_end_bulk),
+    "batch-overrun": (BatchOverrunOptions, run_batch_overrun),
 }
 
 
@@ -29,6 +33,7 @@ async def run_drill(name: str, options: Options, *, url: str | None = None, serv
     options.check()
     ensure_logging()  # structlog's default prints to stdout, which carries only the drill's JSON object
     env = {"KANJO_ATM_ACK_TIMEOUT_S": str(options.ack_timeout_s)} if isinstance(options, NetworkFlapOptions) else {}
+    env.update(getattr(options, "server_env", dict)())  # what a drill asks of the kanjo it starts
     load_before = os.getloadavg()[0]
     try:
         async with kanjo_target(url=url, server_dsn=server_dsn, env=env,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from pydantic import Field
@@ -34,9 +35,17 @@ class Settings(BaseSettings):
                                   " job starts only when an operator runs it (kanjo batch run)")
     batch_cut_off_time: str = Field(default="21:00", pattern="^([01][0-9]|2[0-3]):[0-5][0-9]$",
                                     description="not before this time in Japan does online move to the next date")
+    batch_stale_after_s: float = Field(default=30.0, ge=2, le=3_600,
+                                       description="a running job whose process has not beaten for this long is taken"
+                                       " over (resumed from its checkpoint) by a live process")
+    batch_first_business_date: dt.date | None = Field(default=None, description="the business date a new database"
+                                                      " opens on (default: today's); an existing one keeps its own")
     capacity: str = Field(default="", max_length=2_000, pattern=r"^[a-z0-9_]+=[0-9]+(,[a-z0-9_]+=[0-9]+)*$|^$",
                           description="provisioned capacity limits, name=maximum[,name=maximum] (e.g."
                           " ledger_transfers_stored_max=500000000)")
+    ops_evaluation_interval_s: float = Field(default=60.0, ge=0.5, le=3_600,
+                                             description="how often alert rules and sources are evaluated (a drill"
+                                             " shortens it to see its alerts within seconds)")
     faults_enabled: bool = Field(default=False, description="drills and benches: fault injection and seeding routes")
 
 
