@@ -32,6 +32,7 @@ from kanjo.deposits.api import router as deposits_router
 from kanjo.deposits.interest_api import router as interest_router
 from kanjo.deposits.overdraft_api import router as overdraft_router
 from kanjo.deposits.passbook_api import router as passbook_router
+from kanjo.deposits.statements_api import router as statements_router
 from kanjo.fees.api import router as fees_router
 from kanjo.hub.api import router as hub_router
 from kanjo.ledger import Ledger, LedgerBusy, LedgerUnavailable
@@ -108,6 +109,7 @@ def create_app(ledger: Ledger | None, *, pin_key_bytes: bytes | None = None,
     app.include_router(overdraft_router)
     app.include_router(interest_router)
     app.include_router(passbook_router)
+    app.include_router(statements_router)
     app.include_router(time_deposits_router)
     app.include_router(fees_router)
     app.include_router(loans_router)

@@ -350,6 +350,37 @@ def drill_network_flap(
         fleet, flap_s, period_s, down_s, mode, recovery_s, ack_timeout_s, wait_ack_deadline, latency_ms_p99_max))
 
 
+@drill_app.command("hot-account")
+def drill_hot_account(
+    json_output: Annotated[bool, typer.Option("--json", help="one JSON object on stdout (the only format)")] = True,
+    url: UrlOption = None, atms: AtmsOption = 50, cards: CardsOption = 200, rate: RateOption = 5.0,
+    mix: MixOption = "withdrawal=60,inquiry=20,deposit=15,transfer=5", seed: SeedOption = 20_260_303,
+    device_timeout_ms: TimeoutOption = 5_000, retries: RetriesOption = 2,
+    donations: Annotated[int, typer.Option(help="small transfers into the hot account")] = 200_000,
+    spread_donations: Annotated[int, typer.Option(help="the same drive into many accounts, to compare")] = 50_000,
+    donors: Annotated[int, typer.Option()] = 10_000, recipients: Annotated[int, typer.Option()] = 1_000,
+    rounds: Annotated[int, typer.Option(help="spread and hot slices, alternating")] = 5,
+    clients: Annotated[int, typer.Option(help="the drive's concurrent clients")] = 32,
+    transfers_per_request: Annotated[int, typer.Option()] = 1,
+    other_accounts: Annotated[int, typer.Option()] = 1_000,
+    other_rate: Annotated[float, typer.Option(help="other customers' transfers per second")] = 50.0,
+    baseline_s: SecondsOption = 5.0,
+    latency_ms_p99_max: Annotated[float, typer.Option(help="other transfers and ATM operations: p99")] = 500.0,
+    latency_factor_max: Annotated[float, typer.Option(help="other transfers' p99, hot over spread")] = 2.0,
+    latency_slack_ms: Annotated[float, typer.Option(help="… or the spread p99 plus this")] = 20.0,
+    throughput_ratio_min: Annotated[float, typer.Option(help="hot donations/s over spread")] = 0.8,
+) -> None:
+    """A donation drive: a flood of small transfers into one account alongside normal traffic (2011)."""
+    from kanjo.drills import FleetOptions, HotAccountOptions
+
+    fleet = FleetOptions(atms=atms, cards=cards, withdrawals_per_s=rate, mix=mix, seed=seed,
+                         device_timeout_ms=device_timeout_ms, retries=retries)
+    _drill("hot-account", url, lambda: HotAccountOptions(
+        fleet, donations, spread_donations, donors, recipients, rounds, clients, transfers_per_request,
+        other_accounts, other_rate, baseline_s, latency_ms_p99_max, latency_factor_max, latency_slack_ms,
+        throughput_ratio_min))
+
+
 @drill_app.command("month-end-bulk")
 def drill_month_end_bulk(
     json_output: Annotated[bool, typer.Option("--json", help="one JSON object on stdout (the only format)")] = True,

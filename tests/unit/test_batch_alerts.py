@@ -121,7 +121,8 @@ def test_after_the_cut_off_the_close_waits_for_the_end_of_day_jobs_after_a_grace
     assert "the day was cut off 60 s ago" in held.message
     later = {c.subject: c for c in missing(day, at(21, 10), POLICY)}
     assert set(later) == {f"2026-07-01:{n}" for n in ("overdraft_interest_accrual", "overdraft_interest_charge",
-                                                      "deposit_interest_accrual", "card_loan_accrual")}
+                                                      "deposit_interest_accrual", "card_loan_accrual",
+                                                      "statements")}
     waiting = later["2026-07-01:overdraft_interest_charge"]
     assert waiting.severity is Severity.MAJOR
     assert "not started (waits for overdraft_interest_accrual)" in waiting.message

@@ -4,7 +4,8 @@
     cut_off (not before the cut-off time; waits for every mandatory job of D, bulk postings included):
         snapshot the books, move online to the next business date D' (opened and planned)
     end of day of D (online keeps posting on D'): deposit_interest_accrual, overdraft_interest_accrual →
-        overdraft_interest_charge, card_loan_accrual, dormancy (not mandatory: housekeeping)
+        overdraft_interest_charge, card_loan_accrual, dormancy (not mandatory: housekeeping),
+        statements (当座勘定照合表: on the month's last business date only)
     day_close: waits for every mandatory job of D; closes D for good and empties its work areas
 
 Every product job is idempotent per (account, business date, job) by its own construction (see kanjo.daily), so a
@@ -52,6 +53,8 @@ def day_plan(cut_off_at: dt.time | None = DEFAULT_CUT_OFF_AT) -> Callable[[dt.da
                     writes=("loans",), expected_s=120),
             JobSpec("dormancy", "dormancy", after=(CUT_OFF,), mandatory=False, reads=("deposits",),
                     writes=("deposits",), expected_s=120),
+            JobSpec("statements", "statements", after=(CUT_OFF,), reads=("ledger", "deposits"), writes=("deposits",),
+                    expected_s=300),
             JobSpec(CLOSING_JOB, CLOSING_JOB, after=(CUT_OFF,), reads=("batch",), writes=("batch",),
                     rerun=Rerun.NEVER, expected_s=5, barrier=True),
         ]
@@ -75,6 +78,9 @@ def bank_kinds(bank: Bank) -> dict[str, Kind]:
     def not_payout_day(day: dt.date) -> str | None:
         return None if deposits.is_interest_payout_day(bank.calendar, day) else "not an interest payout day"
 
+    def not_month_end(day: dt.date) -> str | None:
+        return None if deposits.is_statement_day(bank.calendar, day) else "not the month's last business day"
+
     return {
         "time_deposit_maturity": Kind(product(lambda d: time_deposits.mature_due(bank.time_deposits, d))),
         "deposit_interest_payout": Kind(product(lambda d: deposits.pay_interest(bank.deposits, bank.calendar, d)),
@@ -87,6 +93,8 @@ def bank_kinds(bank: Bank) -> dict[str, Kind]:
         "overdraft_interest_charge": Kind(product(lambda d: deposits.charge_overdraft_interest(bank.deposits, d))),
         "card_loan_accrual": Kind(product(lambda d: loans.accrue_interest(bank.loans, d))),
         "dormancy": Kind(product(lambda d: deposits.mark_dormant_accounts(bank.deposits, d))),
+        "statements": Kind(product(lambda d: deposits.issue_statements(bank.deposits, bank.calendar, d)),
+                           not_month_end),
         CLOSING_JOB: Kind(close_day),
     }
 

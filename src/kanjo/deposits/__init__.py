@@ -95,6 +95,13 @@ from kanjo.deposits.service import (
     transfer,
     withdraw_cash,
 )
+from kanjo.deposits.statements_run import (
+    IssuedStatement,
+    StatementRun,
+    is_statement_day,
+    issue_statements,
+    issued_statements,
+)
 from kanjo.deposits.verify import verify_deposits
 
 __all__ = [
@@ -114,6 +121,7 @@ __all__ = [
     "IllegalTransition",
     "InterestPayment",
     "IssueKind",
+    "IssuedStatement",
     "LineKind",
     "NotFound",
     "OverdraftRun",
@@ -132,6 +140,7 @@ __all__ = [
     "Refused",
     "StatementLine",
     "StatementPage",
+    "StatementRun",
     "Status",
     "Subject",
     "TaxClass",
@@ -159,6 +168,9 @@ __all__ = [
     "interest_payments",
     "interest_payout_day",
     "is_interest_payout_day",
+    "is_statement_day",
+    "issue_statements",
+    "issued_statements",
     "job_request_id",
     "mark_dormant_accounts",
     "open_current_account",

@@ -5,6 +5,7 @@ Public surface: `run_drill(name, options, url= | server_dsn=)`, the drills' name
 """
 
 from kanjo.drills.batch_overrun import BatchOverrunOptions
+from kanjo.drills.hot_account import HotAccountOptions
 from kanjo.drills.model import Criterion, FleetOptions, NetworkFlapOptions, ProductDownOptions, flap_windows
 from kanjo.drills.month_end_bulk import MonthEndBulkOptions, measure_posting
 from kanjo.drills.proxy import FlappingLink
@@ -16,6 +17,7 @@ __all__ = [
     "Criterion",
     "FlappingLink",
     "FleetOptions",
+    "HotAccountOptions",
     "MonthEndBulkOptions",
     "NetworkFlapOptions",
     "ProductDownOptions",

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from kanjo.drills.batch_overrun import BatchOverrunOptions, run_batch_overrun
+from kanjo.drills.hot_account import HotAccountOptions, run_hot_account
 from kanjo.drills.model import NetworkFlapOptions, ProductDownOptions
 from kanjo.drills.month_end_bulk import MonthEndBulkOptions, run_month_end_bulk
 from kanjo.drills.network_flap import run_network_flap
@@ -15,11 +16,12 @@ from kanjo.drills.product_down import run_product_down
 from kanjo.drills.server import DrillError, Target, kanjo_target
 from kanjo.platform.logging import ensure_logging
 
-Options = ProductDownOptions | NetworkFlapOptions | MonthEndBulkOptions | BatchOverrunOptions
+Options = ProductDownOptions | NetworkFlapOptions | MonthEndBulkOptions | HotAccountOptions | BatchOverrunOptions
 DRILLS: dict[str, tuple[type[Any], Callable[[Any, Target], Awaitable[dict[str, Any]]]]] = {
     "product-down": (ProductDownOptions, run_product_down),
     "network-flap": (NetworkFlapOptions, run_network_flap),
     "month-end-bulk": (MonthEndBulkOptions, run_month_end_bulk),
+    "hot-account": (HotAccountOptions, run_hot_account),
     "batch-overrun": (BatchOverrunOptions, run_batch_overrun),
 }
 
