@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
@@ -196,16 +196,9 @@ def bench_ledger(
     """Ledger throughput and latency (durability on): uniform, Zipf, hot account, HTTP at a fixed rate."""
     from kanjo.bench import run_ledger_bench
 
-    settings = load_settings()
-
-    def emit(obj: dict) -> None:
-        print(json.dumps(obj), flush=True)
-
-    with database(settings) as dsn:
-        server_dsn = dsn.rpartition("/")[0] + "/postgres"
-        _run(run_ledger_bench(dsn=server_dsn, seconds=seconds, accounts=accounts, clients=clients,
-                              batch_size=batch_size, http_rate=http_rate, http_seconds=http_seconds or seconds,
-                              scenarios=[s.strip() for s in scenarios.split(",") if s.strip()], emit=emit))
+    _bench(lambda server_dsn: run_ledger_bench(
+        dsn=server_dsn, seconds=seconds, accounts=accounts, clients=clients, batch_size=batch_size,
+        http_rate=http_rate, http_seconds=http_seconds or seconds, scenarios=_names(scenarios), emit=_emit_line))
 
 
 
@@ -218,15 +211,8 @@ def bench_products(
     """Day-end jobs at scale: ordinary-deposit interest accrual and payout, time-deposit maturity (verified)."""
     from kanjo.bench import products as products_bench
 
-    settings = load_settings()
-
-    def emit(obj: dict) -> None:
-        print(json.dumps(obj), flush=True)
-
-    with database(settings) as dsn:
-        server_dsn = dsn.rpartition("/")[0] + "/postgres"
-        _run(products_bench.run_products_bench(dsn=server_dsn, accounts=accounts, time_deposits=time_deposits,
-                                               emit=emit))
+    _bench(lambda server_dsn: products_bench.run_products_bench(
+        dsn=server_dsn, accounts=accounts, time_deposits=time_deposits, emit=_emit_line))
 
 
 @bench_app.command("atm")
@@ -242,15 +228,9 @@ def bench_atm(
     """ATM fleet against kanjo (simulator in its own process): p99 end to end, system errors, cards retained."""
     from kanjo.bench import run_atm_bench
 
-    settings = load_settings()
-
-    def emit(obj: dict) -> None:
-        print(json.dumps(obj, ensure_ascii=False), flush=True)
-
-    with database(settings) as dsn:
-        server_dsn = dsn.rpartition("/")[0] + "/postgres"
-        _run(run_atm_bench(dsn=server_dsn, atms=atms, rate=rate, seconds=seconds, cards=cards,
-                           scenarios=[s.strip() for s in scenarios.split(",") if s.strip()], emit=emit))
+    _bench(lambda server_dsn: run_atm_bench(
+        dsn=server_dsn, atms=atms, rate=rate, seconds=seconds, cards=cards, scenarios=_names(scenarios),
+        emit=_emit_line))
 
 
 @bench_app.command("month-end")
@@ -269,16 +249,24 @@ def bench_month_end(
     """The 2/28 month end: 700,000 items posted while the ATM fleet runs; the day change of 1,000,000 accounts."""
     from kanjo.bench import run_month_end_bench
 
-    settings = load_settings()
+    _bench(lambda server_dsn: run_month_end_bench(
+        server_dsn=server_dsn, items=items, atms=atms, rate=rate, cards=cards, accounts=accounts,
+        day_change_accounts=day_change_accounts, scenarios=_names(scenarios), emit=_emit_line))
 
-    def emit(obj: dict) -> None:
-        print(json.dumps(obj, ensure_ascii=False), flush=True)
 
-    with database(settings) as dsn:
-        server_dsn = dsn.rpartition("/")[0] + "/postgres"
-        _run(run_month_end_bench(server_dsn=server_dsn, items=items, atms=atms, rate=rate, cards=cards,
-                                 accounts=accounts, day_change_accounts=day_change_accounts,
-                                 scenarios=[s.strip() for s in scenarios.split(",") if s.strip()], emit=emit))
+def _names(comma_separated: str) -> list[str]:
+    return [s.strip() for s in comma_separated.split(",") if s.strip()]
+
+
+def _emit_line(obj: dict) -> None:
+    print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+
+def _bench(make: Callable[[str], Coroutine[Any, Any, Any]]) -> None:
+    """Run a bench against the configured PostgreSQL server (the embedded one unless KANJO_DATABASE_URL): `make`
+    gets the server's maintenance DSN, where the bench creates its own fresh database."""
+    with database(load_settings()) as dsn:
+        _run(make(dsn.rpartition("/")[0] + "/postgres"))
 
 
 @sim_app.command("atm", add_help_option=False,

@@ -9,22 +9,15 @@ import dataclasses
 import os
 from typing import Any
 
-import asyncpg
 import pytest
 import typer
 
 from kanjo.cli import app
 from kanjo.drills import BatchOverrunOptions, FleetOptions, run_drill
+from tests.drill_support import drop_database
 
 TINY_MIX = "withdrawal=60,inquiry=20,deposit=15,time_deposit=5"
 
-
-async def _drop(server_dsn: str, database: str) -> None:
-    conn = await asyncpg.connect(server_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 def _failed(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -41,7 +34,7 @@ async def test_batch_overrun_passes_at_tiny_sizes(pg_server_dsn: str) -> None:
     try:
         report = await run_drill("batch-overrun", options, server_dsn=pg_server_dsn, database=database)
     finally:
-        await _drop(pg_server_dsn, database)
+        await drop_database(pg_server_dsn, database)
 
     assert report["passed"] is True and report["failed"] == [], _failed(report) or report
     names = {c["name"] for c in report["criteria"]}

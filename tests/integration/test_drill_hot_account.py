@@ -6,50 +6,31 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
-import os
 import subprocess
 import sys
-from typing import Any
 
-import asyncpg
 import typer
 
 from kanjo.cli import app
 from kanjo.drills import HotAccountOptions
 from kanjo.drills.hot_account import amount_of
+from tests.drill_support import drill_cli, drop_database
 
-DRILL_TIMEOUT_S = 180
 DATABASE = "kanjo_drill_hot_account"
 
 
-def _cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any], str]:
-    """`python -m kanjo drill …`: its exit code, its one JSON object (stdout), its stderr."""
-    done = subprocess.run([sys.executable, "-m", "kanjo", "drill", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=DRILL_TIMEOUT_S, check=False)
-    lines = [line for line in done.stdout.splitlines() if line.strip()]
-    assert len(lines) == 1, (done.stdout[-2000:], done.stderr[-3000:])
-    return done.returncode, json.loads(lines[0]), done.stderr
-
-
-async def _drop(server_dsn: str, database: str) -> None:
-    conn = await asyncpg.connect(server_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 def test_a_donation_drive_into_one_account_passes_at_tiny_sizes(pg_server_dsn: str) -> None:
     # Thresholds looser than the defaults where tiny windows are noisy (a drive of a second or two on a shared test
     # machine); the figures at the default sizes are in docs/drills.md.
-    code, report, stderr = _cli(
+    code, report, stderr = drill_cli(
         "hot-account", "--json", "--atms", "10", "--cards", "20", "--rate", "2", "--donations", "4000",
         "--spread-donations", "3000", "--donors", "300", "--recipients", "40", "--rounds", "2", "--clients", "8",
         "--other-accounts", "40", "--other-rate", "20", "--baseline-s", "2", "--latency-ms-p99-max", "1000",
         "--latency-slack-ms", "100", "--throughput-ratio-min", "0.5",
         env={"KANJO_DATABASE_URL": pg_server_dsn})
-    asyncio.run(_drop(pg_server_dsn, DATABASE))
+    asyncio.run(drop_database(pg_server_dsn, DATABASE))
 
     failed = [c for c in report.get("criteria", []) if not c["passed"]]
     assert code == 0 and report["passed"] is True, (failed or report, stderr[-3000:])

@@ -10,21 +10,13 @@ import datetime as dt
 import os
 from typing import Any
 
-import asyncpg
 import typer
 
 from kanjo.business_calendar import BankCalendar
 from kanjo.cli import app
 from kanjo.drills import FleetOptions, MonthEndBulkOptions, run_drill
 from kanjo.drills.month_end_bulk import SPACE, month_end
-
-
-async def _drop(server_dsn: str, database: str) -> None:
-    conn = await asyncpg.connect(server_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    finally:
-        await conn.close()
+from tests.drill_support import drop_database
 
 
 def _criteria(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -40,7 +32,7 @@ async def test_month_end_bulk_passes_at_tiny_sizes(pg_server_dsn: str) -> None:
     try:
         report = await run_drill("month-end-bulk", options, server_dsn=pg_server_dsn, database=database)
     finally:
-        await _drop(pg_server_dsn, database)
+        await drop_database(pg_server_dsn, database)
 
     criteria = _criteria(report)
     assert report["passed"] is True, [c for c in criteria.values() if not c["passed"]] or report

@@ -7,41 +7,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import typer
 
 from kanjo.cli import app
 from kanjo.drills import FlappingLink, FleetOptions, NetworkFlapOptions, ProductDownOptions, run_drill
+from tests.drill_support import drill_cli, drop_database
 from tests.e2e.server import KanjoProcess
 
 TINY_MIX = "withdrawal=60,inquiry=20,deposit=15,time_deposit=5"
-DRILL_TIMEOUT_S = 180
 
 
-def _cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any], str]:
-    """`python -m kanjo drill …`: its exit code, its one JSON object (stdout), its stderr."""
-    done = subprocess.run([sys.executable, "-m", "kanjo", "drill", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=DRILL_TIMEOUT_S, check=False)
-    lines = [line for line in done.stdout.splitlines() if line.strip()]
-    assert len(lines) == 1, (done.stdout[-2000:], done.stderr[-3000:])
-    return done.returncode, json.loads(lines[0]), done.stderr
-
-
-async def _drop(server_dsn: str, database: str) -> None:
-    conn = await asyncpg.connect(server_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 def _failed(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -58,7 +39,7 @@ async def test_product_down_passes_at_tiny_sizes(pg_server_dsn: str) -> None:
     try:
         report = await run_drill("product-down", options, server_dsn=pg_server_dsn, database=database)
     finally:
-        await _drop(pg_server_dsn, database)
+        await drop_database(pg_server_dsn, database)
 
     assert report["passed"] is True and report["failed"] == [], _failed(report) or report
     names = {c["name"] for c in report["criteria"]}
@@ -74,11 +55,11 @@ async def test_product_down_passes_at_tiny_sizes(pg_server_dsn: str) -> None:
 
 
 def test_network_flap_command_passes_and_exits_zero(pg_server_dsn: str) -> None:
-    code, report, stderr = _cli(
+    code, report, stderr = drill_cli(
         "network-flap", "--json", "--atms", "20", "--cards", "50", "--rate", "10", "--flap-s", "6", "--period-s",
         "3", "--down-s", "1", "--recovery-s", "4", "--no-wait-ack-deadline",
         env={"KANJO_DATABASE_URL": pg_server_dsn})
-    asyncio.run(_drop(pg_server_dsn, "kanjo_drill_network_flap"))
+    asyncio.run(drop_database(pg_server_dsn, "kanjo_drill_network_flap"))
 
     assert code == 0 and report["passed"] is True, (_failed(report) or report, stderr[-3000:])
     link = report["measured"]["link"]
@@ -103,7 +84,7 @@ def running_kanjo(ledger_dsn: str) -> Any:
 
 
 def test_a_criterion_that_cannot_hold_exits_one_and_is_named(running_kanjo: KanjoProcess) -> None:
-    code, report, stderr = _cli(
+    code, report, stderr = drill_cli(
         "product-down", "--json", "--url", running_kanjo.base_url, "--atms", "10", "--cards", "20", "--rate", "5",
         "--baseline-s", "1", "--error-s", "1", "--hang-s", "1", "--restored-s", "1", "--latency-ms-p99-max", "0")
 
@@ -117,7 +98,7 @@ def test_a_criterion_that_cannot_hold_exits_one_and_is_named(running_kanjo: Kanj
 
 
 def test_a_drill_refuses_a_target_off_the_loopback_interface() -> None:
-    code, report, _ = _cli("network-flap", "--json", "--url", "http://192.0.2.1:8000")
+    code, report, _ = drill_cli("network-flap", "--json", "--url", "http://192.0.2.1:8000")
     assert code == 2 and report["passed"] is False and "127.0.0.1" in report["error"]
 
 
