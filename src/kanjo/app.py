@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 
 from fastapi import FastAPI, Request
+from starlette.types import ASGIApp
 
 from kanjo import __version__, capacity
 from kanjo.bank import build_bank, build_hub
@@ -97,9 +98,6 @@ def create_app(ledger: Ledger | None, *, pin_key_bytes: bytes | None = None,
                 stale_after_s=settings.batch_stale_after_s)
             app.state.ops.register_source("batch", alert_source(app.state.batch))
     app.add_middleware(BodySizeLimit)
-    # the ATM protocol's messages (most of the traffic) skip the framework's routing and middleware (wire.py)
-    app.add_middleware(AtmWire, channel=lambda: getattr(app.state, "atm", None), busy=(LedgerBusy,),
-                       unavailable=(LedgerUnavailable,))
     install_error_handlers(app, busy=(LedgerBusy,), unavailable=(LedgerUnavailable,))
     install_operational_routes(app)
     app.include_router(ledger_router)
@@ -136,6 +134,13 @@ def create_app(ledger: Ledger | None, *, pin_key_bytes: bytes | None = None,
         return FastJSONResponse({"status": "ready"})
 
     return app
+
+
+def served(app: FastAPI) -> ASGIApp:
+    """What the server runs: the ATM protocol's messages (most of the bank's traffic) answered by the thin wire in
+    front of the framework — no route table, no middleware stack (channels/atm/wire.py) — everything else by `app`."""
+    return AtmWire(app, channel=lambda: getattr(app.state, "atm", None), busy=(LedgerBusy,),
+                   unavailable=(LedgerUnavailable,))
 
 
 async def start_background(app: FastAPI) -> None:

@@ -116,6 +116,7 @@ async def _load_and_serve(app: Any, settings: Settings, dsn: str, applied: list[
                           demo: bool) -> None:
     import uvicorn
 
+    from kanjo.app import served
     from kanjo.demo import load_demo, load_demo_atms, load_demo_operators
 
     loaded = await load_demo(app.state.bank) if demo else None
@@ -123,7 +124,7 @@ async def _load_and_serve(app: Any, settings: Settings, dsn: str, applied: list[
     if demo:
         await load_demo_atms(app.state.atm)
         operators = await load_demo_operators(app.state.teller, settings.environment)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+    server = uvicorn.Server(uvicorn.Config(served(app), host=host, port=port, log_level="warning",
                                            access_log=False, lifespan="off"))
     base = f"http://{host}:{port}"
     err.print(f"[bold green]kanjo is running[/bold green] — database {_redact(dsn)}"

@@ -18,6 +18,7 @@ import asyncpg
 from kanjo import cards, channels, customers, deposits, fees, loans, time_deposits
 from kanjo.accounting import ensure_chart
 from kanjo.bank import Bank
+from kanjo.kernel.ids import name_id
 
 DEMO_NAMESPACE = uuid.UUID("6b616e6a-6f00-4000-8000-64656d6f0000")
 CUSTOMERS = 2_000
@@ -42,7 +43,7 @@ CARD_LOAN_COLLECTION_DAY = 10
 
 
 def demo_id(name: str) -> int:
-    return uuid.uuid5(DEMO_NAMESPACE, name).int
+    return name_id(DEMO_NAMESPACE, name)
 
 
 async def load_demo(bank: Bank, customer_count: int = CUSTOMERS) -> dict[str, int]:

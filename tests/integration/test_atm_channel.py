@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 
 from kanjo.accounting import ensure_chart
-from kanjo.app import create_app, start_background, stop_background
+from kanjo.app import create_app, served, start_background, stop_background
 from kanjo.books import verify_books
 from kanjo.channels import sweep_atm_overdue
 from kanjo.demo import DEMO_ATMS, load_demo_atms, seed_card_holders
@@ -79,7 +79,7 @@ async def atm(ledger_dsn: str) -> AsyncIterator[Atm]:
     try:
         await load_demo_atms(app.state.atm)
         cards = await seed_card_holders(app.state.bank, 1, 4, 300_000)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kanjo") as api:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=served(app)), base_url="http://kanjo") as api:
             yield Atm(app, api, cards, itertools.count(1))
     finally:
         await stop_background(app)

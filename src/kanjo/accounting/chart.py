@@ -10,6 +10,7 @@ import enum
 import uuid
 from dataclasses import dataclass
 
+from kanjo.kernel.ids import name_id
 from kanjo.ledger import Account, AccountFlags, CreateAccountResult, Ledger
 
 JPY = 392
@@ -58,7 +59,7 @@ BY_CODE = {a.code: a for a in (*INTERNAL, *PRODUCTS)}
 
 def gl_account_id(account: GLAccount, ledger: int = JPY) -> int:
     """The ledger id of the bank's internal account `account` in currency `ledger`."""
-    return uuid.uuid5(CHART_NAMESPACE, f"gl:{ledger}:{account.code}").int
+    return name_id(CHART_NAMESPACE, f"gl:{ledger}:{account.code}")
 
 
 async def ensure_chart(ledger: Ledger, currency: int = JPY) -> int:

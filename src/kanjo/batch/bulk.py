@@ -31,6 +31,7 @@ from kanjo.batch.engine import Batch, JobContext
 from kanjo.batch.limits import BULK_CHUNK_ITEMS_MAX, BULK_ITEMS_PER_JOB_MAX, HISTORY_ROWS_PER_JOB_MAX, WORK_AREA_ITEMS
 from kanjo.batch.model import BatchError, DayState, JobSpec, JobState, Rerun
 from kanjo.hub import Hub, HubError, Partition
+from kanjo.kernel.ids import name_id
 from kanjo.kernel.limits import LimitReached, limits
 from kanjo.ledger import CreateTransferResult, Ledger, Transfer
 
@@ -54,7 +55,7 @@ class Item:
 
 def transfer_id(day: dt.date, job: str, item_no: int) -> int:
     """The id of an item's transfer: the same on every run of the job, never the same for two items."""
-    return uuid.uuid5(NAMESPACE, f"{day.isoformat()}:{job}:{item_no}").int
+    return name_id(NAMESPACE, f"{day.isoformat()}:{job}:{item_no}")
 
 
 async def submit(engine: Batch, day: dt.date, name: str, items: Sequence[Item], *, mandatory: bool = True,

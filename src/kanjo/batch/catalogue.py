@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kanjo import deposits, loans, time_deposits
 from kanjo.bank import Bank
 from kanjo.batch import store
-from kanjo.batch.engine import CLOSING_JOB, JobContext, Kind
+from kanjo.batch.bulk import LEDGER_SPACE
+from kanjo.batch.engine import CLOSING_JOB, JobContext, Kind, Needs
 from kanjo.batch.model import BatchError, JobSpec, Rerun, gate
 from kanjo.ledger import trial_balance
 
@@ -81,16 +82,31 @@ def bank_kinds(bank: Bank) -> dict[str, Kind]:
     def not_month_end(day: dt.date) -> str | None:
         return None if deposits.is_statement_day(bank.calendar, day) else "not the month's last business day"
 
+    def ledger_transfers(count: Callable[[dt.date], Awaitable[int]]) -> Needs:
+        """A product job's pre-flight: at most `count(date)` transfers added to the ledger (an upper bound its
+        context computes with a count query; see each function for what it counts)."""
+        async def needs(ctx: JobContext) -> dict[str, int]:
+            return {LEDGER_SPACE: await count(ctx.business_date)}
+        return needs
+
     return {
-        "time_deposit_maturity": Kind(product(lambda d: time_deposits.mature_due(bank.time_deposits, d))),
-        "deposit_interest_payout": Kind(product(lambda d: deposits.pay_interest(bank.deposits, bank.calendar, d)),
-                                        not_payout_day),
-        "card_loan_collection": Kind(product(lambda d: loans.collect_interest(bank.loans, d))),
+        "time_deposit_maturity": Kind(
+            product(lambda d: time_deposits.mature_due(bank.time_deposits, d)),
+            needs=ledger_transfers(lambda d: time_deposits.transfers_needed_for_maturity(bank.time_deposits, d))),
+        "deposit_interest_payout": Kind(
+            product(lambda d: deposits.pay_interest(bank.deposits, bank.calendar, d)), not_payout_day,
+            needs=ledger_transfers(lambda d: deposits.transfers_needed_for_interest_payout(bank.deposits,
+                                                                                          bank.calendar, d))),
+        "card_loan_collection": Kind(
+            product(lambda d: loans.collect_interest(bank.loans, d)),
+            needs=ledger_transfers(lambda d: loans.transfers_needed_for_collection(bank.loans, d))),
         CUT_OFF: Kind(cut_off),
         "deposit_interest_accrual": Kind(product(lambda d: deposits.accrue_interest(bank.deposits, bank.calendar,
                                                                                     d))),
         "overdraft_interest_accrual": Kind(product(lambda d: deposits.accrue_overdraft_interest(bank.deposits, d))),
-        "overdraft_interest_charge": Kind(product(lambda d: deposits.charge_overdraft_interest(bank.deposits, d))),
+        "overdraft_interest_charge": Kind(
+            product(lambda d: deposits.charge_overdraft_interest(bank.deposits, d)),
+            needs=ledger_transfers(lambda d: deposits.transfers_needed_for_overdraft_charge(bank.deposits, d))),
         "card_loan_accrual": Kind(product(lambda d: loans.accrue_interest(bank.loans, d))),
         "dormancy": Kind(product(lambda d: deposits.mark_dormant_accounts(bank.deposits, d))),
         "statements": Kind(product(lambda d: deposits.issue_statements(bank.deposits, bank.calendar, d)),

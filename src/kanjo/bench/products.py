@@ -38,6 +38,7 @@ from kanjo.bench.ledger import _durability, _fresh_database, _progress
 from kanjo.business_calendar import BankCalendar
 from kanjo.deposits import Deposits, accrue_interest, pay_interest
 from kanjo.kernel import invariant, limits
+from kanjo.kernel.ids import name_id
 from kanjo.ledger import Account, CreateAccountResult, CreateTransferResult, Ledger, Transfer, verify_ledger
 from kanjo.platform import db
 from kanjo.time_deposits import (
@@ -121,7 +122,7 @@ async def _anyone(customer_id: int) -> str | None:
 
 
 def _id(kind: str, i: int) -> int:
-    return uuid.uuid5(BENCH_NAMESPACE, f"{kind}:{i}").int
+    return name_id(BENCH_NAMESPACE, f"{kind}:{i}")
 
 
 class Book:

@@ -21,6 +21,7 @@ import structlog
 from prometheus_client import Counter
 
 from kanjo.cards import store
+from kanjo.cards.grouped import Grouped, ReserveIn
 from kanjo.cards.limits import (
     ACTOR_CHARS_MAX,
     CARD_SERIAL_MAX,
@@ -68,6 +69,7 @@ from kanjo.cards.model import (
     wrong_pin,
 )
 from kanjo.cards.store import CardRow
+from kanjo.kernel.ids import name_id
 from kanjo.kernel.invariants import invariant
 from kanjo.kernel.limits import LimitReached, limits
 
@@ -97,8 +99,11 @@ class Cards:
     now: Callable[[], dt.datetime]
     account_check: AccountCheck
 
+    grouped: Grouped = field(init=False, repr=False)  # the ATM path's statements, grouped across messages
+
     def __post_init__(self) -> None:
         check_pin_key(self.pin_key)
+        self.grouped = Grouped(self.pool)
 
 
 class NotFound(Exception):
@@ -107,7 +112,7 @@ class NotFound(Exception):
 
 def derived_id(request_id: int, leg: str) -> int:
     """The id of what a request creates, the same on every retry of that request."""
-    return uuid.uuid5(REQUEST_NAMESPACE, f"{request_id:032x}:{leg}").int
+    return name_id(REQUEST_NAMESPACE, f"{request_id:032x}:{leg}")
 
 
 def _holder(row: CardRow) -> CardHolder:
@@ -276,8 +281,7 @@ async def _usable(c: Cards, card_number: str, *, pin_needed: bool) -> CardRow:
     """The card, unless it is unknown, blocked, expired, cancelled or (when a PIN is needed) locked."""
     row = None
     if is_card_number(card_number):
-        async with c.pool.acquire() as conn:
-            row = await store.card_by_number(conn, card_number)
+        row = await c.grouped.card_by_number(card_number)
     if row is None:
         _refuse(CardRefused(RefusalCode.UNKNOWN_CARD, "the card is not one of the bank's cards", False), None)
     refusal = card_refusal(row.status, row.expires_on, _today(c), row.pin_failures, PIN_TRIES_MAX,
@@ -365,8 +369,8 @@ async def reserve_daily_amount(c: Cards, request_id: int, card_id: int, business
     more and a refusal is remembered. It checks only the limit: `verify_card` decides whether the card may be
     used at all."""
     check_amount(amount_minor)
-    async with c.pool.acquire() as conn:
-        outcome, used, limit_minor = await store.reserve_daily(conn, request_id, card_id, business_date, amount_minor)
+    outcome, used, limit_minor = await c.grouped.reserve_daily(ReserveIn(request_id, card_id, business_date,
+                                                                          amount_minor))
     if outcome == "unknown_card":
         raise NotFound(f"no card {uuid.UUID(int=card_id)}")
     if outcome == "replay":

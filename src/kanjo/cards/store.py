@@ -58,6 +58,11 @@ async def card_by_number(conn: asyncpg.Connection, card_number: str) -> CardRow 
     return _row(await conn.fetchrow(f"SELECT {_CARD} FROM cards.cards WHERE card_number = $1", card_number))
 
 
+async def cards_by_number(conn: asyncpg.Connection, card_numbers: list[str]) -> list[CardRow]:
+    rows = await conn.fetch(f"SELECT {_CARD} FROM cards.cards WHERE card_number = ANY($1::text[])", card_numbers)
+    return [r for r in map(_row, rows) if r is not None]
+
+
 async def cards_where(conn: asyncpg.Connection, column: str, value: int, limit: int) -> list[CardRow]:
     """Cards of an account or a customer, oldest first."""
     if column not in ("account_id", "customer_id"):

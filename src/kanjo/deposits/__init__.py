@@ -68,6 +68,7 @@ from kanjo.deposits.passbook import (
     report_lost,
     unposted,
 )
+from kanjo.deposits.preflight import transfers_needed_for_interest_payout, transfers_needed_for_overdraft_charge
 from kanjo.deposits.service import (
     CustomerCheck,
     Deposits,
@@ -193,6 +194,8 @@ __all__ = [
     "statement_page",
     "sweep_overdrafts",
     "transfer",
+    "transfers_needed_for_interest_payout",
+    "transfers_needed_for_overdraft_charge",
     "unposted",
     "verify_deposits",
     "void_hold",

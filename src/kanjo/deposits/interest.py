@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import hashlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -58,6 +57,7 @@ from kanjo.deposits.limits import (
 )
 from kanjo.deposits.model import INTEREST_CODE, Refused, Status
 from kanjo.deposits.service import Deposits, NotFound
+from kanjo.kernel.ids import name_id
 from kanjo.kernel.invariants import invariant
 from kanjo.kernel.limits import LimitReached, limits
 from kanjo.ledger import CreateTransferResult, Transfer, TransferFlags
@@ -76,13 +76,11 @@ LEG_CREDIT, LEG_NATIONAL_TAX, LEG_LOCAL_TAX = 1, 2, 3
 # -- ids -----------------------------------------------------------------------------------------------
 
 _NAMESPACE_BYTES = INTEREST_NAMESPACE.bytes
-_UUID5_CLEAR = ~(0xF000 << 64) & ~(0xC000 << 48)  # the version and variant bits
-_UUID5_MARK = (5 << 76) | (0x8000 << 48)  # version 5, RFC 4122 variant
 
 
 def _derived(name: bytes) -> int:
     """uuid.uuid5(INTEREST_NAMESPACE, name).int, without building UUID objects (a payout derives a million)."""
-    return (int.from_bytes(hashlib.sha1(_NAMESPACE_BYTES + name).digest()[:16], "big") & _UUID5_CLEAR) | _UUID5_MARK
+    return name_id(_NAMESPACE_BYTES, name)
 
 
 def credit_transfer_id(account_id: int, paid_on: dt.date, kind: PayoutKind) -> int:

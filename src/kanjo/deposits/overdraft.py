@@ -41,6 +41,7 @@ from kanjo.deposits.limits import (
     OVERDRAFT_TRANSFERS_FOLDED_MAX,
 )
 from kanjo.deposits.model import OVERDRAFT_INTEREST_CODE, OVERDRAFT_REPAY_CODE
+from kanjo.kernel.ids import name_id
 from kanjo.kernel.invariants import invariant
 from kanjo.kernel.limits import LimitReached, limits
 from kanjo.ledger import Account, AccountFlags, CreateTransferResult, Transfer, TransferFlags, read_accounts
@@ -168,12 +169,12 @@ def end_of_day_drawn(fold: Fold, movements: Sequence[Movement], days: Sequence[d
 
 def overdraft_account_id(account_id: int) -> int:
     """The ledger id of a 総合口座's overdraft account: derived from the deposit account's id."""
-    return uuid.uuid5(OVERDRAFT_NAMESPACE, f"{account_id:032x}:overdraft").int
+    return name_id(OVERDRAFT_NAMESPACE, f"{account_id:032x}:overdraft")
 
 
 def job_transfer_id(overdraft_id: int, job: str, day: dt.date) -> int:
     """One transfer per (overdraft account, job, date): a day-end job posts it once however often it runs."""
-    return uuid.uuid5(OVERDRAFT_NAMESPACE, f"{overdraft_id:032x}:{job}:{day.isoformat()}").int
+    return name_id(OVERDRAFT_NAMESPACE, f"{overdraft_id:032x}:{job}:{day.isoformat()}")
 
 
 @dataclass(frozen=True, slots=True)

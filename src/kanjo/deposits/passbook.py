@@ -34,6 +34,7 @@ from kanjo.deposits.limits import (
 )
 from kanjo.deposits.model import CODE_LABELS, DepositAccount, Refused, Status, check_has_passbook
 from kanjo.deposits.service import Deposits, get_account
+from kanjo.kernel.ids import name_id
 from kanjo.kernel.invariants import invariant
 from kanjo.kernel.limits import LimitReached, limits
 from kanjo.ledger import Transfer, TransferFlags
@@ -271,7 +272,7 @@ class Passbook:
 
 def passbook_id(account_id: int, number: int) -> int:
     """The id of an account's passbook number `number`: the same wherever and whenever it is derived."""
-    return uuid.uuid5(PASSBOOK_NAMESPACE, f"{account_id:032x}:passbook:{number}").int
+    return name_id(PASSBOOK_NAMESPACE, f"{account_id:032x}:passbook:{number}")
 
 
 def first_passbook(account: DepositAccount) -> Passbook:

@@ -29,6 +29,7 @@ from kanjo.accounting import (
     gl_account_id,
 )
 from kanjo.deposits import overdraft, store
+from kanjo.deposits.grouped import Grouped
 from kanjo.deposits.limits import (
     AMOUNT_PER_TRANSACTION_MAX,
     STATEMENT_BACKDATING_DAYS_MAX,
@@ -59,6 +60,7 @@ from kanjo.deposits.model import (
     transition,
 )
 from kanjo.deposits.overdraft import Collateral, Overdraft, OverdraftState, Plan
+from kanjo.kernel.ids import name_id
 from kanjo.kernel.invariants import invariant
 from kanjo.kernel.limits import LimitReached, limits
 from kanjo.ledger import (
@@ -98,6 +100,10 @@ class Deposits:
     labels: Mapping[int, str] = field(default_factory=lambda: dict(CODE_LABELS))
     # Accounts whose activity of a business date this process already recorded (bounded: see _touch).
     touched: dict[int, dt.date] = field(default_factory=dict)
+    grouped: Grouped = field(init=False, repr=False)  # the account read, grouped across concurrent callers
+
+    def __post_init__(self) -> None:
+        self.grouped = Grouped(self.pool)
 
 
 class NotFound(Exception):
@@ -106,7 +112,7 @@ class NotFound(Exception):
 
 def derived_id(request_id: int, leg: str) -> int:
     """The id of what a request creates, the same on every retry of that request."""
-    return uuid.uuid5(REQUEST_NAMESPACE, f"{request_id:032x}:{leg}").int
+    return name_id(REQUEST_NAMESPACE, f"{request_id:032x}:{leg}")
 
 
 # -- accounts ----------------------------------------------------------------------------------------
@@ -212,8 +218,7 @@ async def convert_to_general_account(d: Deposits, account_id: int) -> DepositAcc
 
 
 async def get_account(d: Deposits, account_id: int) -> DepositAccount:
-    async with d.pool.acquire() as conn:
-        account = await store.account(conn, account_id)
+    account = await d.grouped.account(account_id)
     if account is None:
         raise NotFound(f"no deposit account {uuid.UUID(int=account_id)}")
     return account

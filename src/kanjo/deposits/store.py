@@ -21,6 +21,11 @@ async def account(conn: asyncpg.Connection, account_id: int, *, for_update: bool
     return _account(row) if row else None
 
 
+async def accounts_by_id(conn: asyncpg.Connection, account_ids: list[int]) -> list[DepositAccount]:
+    rows = await conn.fetch(f"SELECT {_COLUMNS} FROM deposits.accounts WHERE id = ANY($1::uuid[])", account_ids)
+    return [_account(r) for r in rows]
+
+
 async def account_by_number(conn: asyncpg.Connection, branch_code: str, number: int) -> DepositAccount | None:
     row = await conn.fetchrow(
         f"SELECT {_COLUMNS} FROM deposits.accounts WHERE branch_code = $1 AND account_number = $2",

@@ -14,3 +14,7 @@ REFUND_TRANSFERS_PER_BATCH_MAX = limits.declare(
     "fee_refund_transfers_per_batch_max", 500, "transfers",
     "refunds are sent to the ledger in batches this big, well under ledger_events_per_batch_max",
 ).maximum
+ACCOUNT_CODES_CACHED_MAX = limits.declare(
+    "fees_account_codes_cached_max", 200_000, "accounts",
+    "accounts whose ledger code a fee charge remembers (about 100 bytes each); past it the oldest is forgotten",
+).maximum

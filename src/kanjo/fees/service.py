@@ -20,7 +20,8 @@ from prometheus_client import Counter
 from kanjo.accounting import CURRENT_DEPOSIT, FEE_INCOME, JPY, ORDINARY_DEPOSIT, gl_account_id
 from kanjo.business_calendar import BankCalendar
 from kanjo.fees import store
-from kanjo.fees.limits import FEES_PER_REFUND_REQUEST_MAX, REFUND_TRANSFERS_PER_BATCH_MAX
+from kanjo.fees.grouped import ChargeIn, Grouped
+from kanjo.fees.limits import ACCOUNT_CODES_CACHED_MAX, FEES_PER_REFUND_REQUEST_MAX, REFUND_TRANSFERS_PER_BATCH_MAX
 from kanjo.fees.model import (
     STANDARD_TARIFF,
     Channel,
@@ -35,6 +36,7 @@ from kanjo.fees.model import (
     local_time_of,
     quote_fee,
 )
+from kanjo.kernel.ids import name_id
 from kanjo.kernel.invariants import invariant
 from kanjo.kernel.limits import LimitReached, limits
 from kanjo.ledger import CreateTransferResult, Ledger, Transfer
@@ -62,11 +64,16 @@ class Fees:
     calendar: BankCalendar
     tariff: Tariff = STANDARD_TARIFF
     now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    account_codes: dict[int, int] = field(default_factory=dict)  # ledger account → its code (codes never change)
+    grouped: Grouped = field(init=False, repr=False)  # the charge's record, grouped across concurrent charges
+
+    def __post_init__(self) -> None:
+        self.grouped = Grouped(self.pool)
 
 
 def derived_id(request_id: int, leg: str) -> int:
     """The id of what a request creates, the same on every retry of that request."""
-    return uuid.uuid5(REQUEST_NAMESPACE, f"{request_id:032x}:{leg}").int
+    return name_id(REQUEST_NAMESPACE, f"{request_id:032x}:{leg}")
 
 
 def _alert(f: Fees, e: FeeImplausible, **where: object) -> None:
@@ -117,31 +124,48 @@ async def charge_fee(f: Fees, request_id: int, account_id: int, fee: FeeQuote,
     rule = f.tariff.rule(fee.rule_id)
     invariant(rule is not None, "a plausible quote names a rule of the tariff")
     assert rule is not None
-    async with f.pool.acquire() as conn:
-        done = await store.charge_by_request(conn, request_id)
-    if done is not None:
-        if (done["account_id"], done["amount_minor"], done["rule_id"]) != (account_id, fee.amount_minor, fee.rule_id):
-            raise Refused("request_reused", "this request id already charged another fee or account")
-        return ChargedFee(done["fee_id"], done["transfer_id"], account_id, fee.amount_minor, fee.rule_id, True)
-    found = await f.ledger.lookup_accounts([account_id])
-    if not found or found[0].code not in CHARGEABLE_CODES:
+    if await _account_code(f, account_id) not in CHARGEABLE_CODES:
         raise Refused("unknown_account", f"no ordinary or current deposit account {uuid.UUID(int=account_id)}")
     fee_id, transfer_id = derived_id(request_id, "fee"), derived_id(request_id, "charge")
     t = Transfer(id=transfer_id, debit_account_id=account_id, credit_account_id=gl_account_id(FEE_INCOME),
                  amount=fee.amount_minor, ledger=JPY, code=FEE_CODE, user_data_128=fee_id,
                  business_date=f.business_date())
+    # The ledger tells a first charge from a retry (its transfer id derives from the request): only a retry reads
+    # the charge's record; another amount or account under the same request is the ledger's exists_with_different_.
     [outcome] = await f.ledger.create_transfers([t])
     if outcome.result not in (R.OK, R.EXISTS):
         raise _refusal(outcome.result, fee.amount_minor)
     booked_on = t.business_date
-    if outcome.result is R.EXISTS:  # a retry after the charge's record was lost: the first posting's date
-        [posted] = await f.ledger.lookup_transfers([transfer_id])
-        booked_on = posted.business_date
+    if outcome.result is R.EXISTS:
+        async with f.pool.acquire() as conn:
+            done = await store.charge_by_request(conn, request_id)
+        if done is not None:
+            if (done["account_id"], done["amount_minor"], done["rule_id"]) != (account_id, fee.amount_minor,
+                                                                                fee.rule_id):
+                raise Refused("request_reused", "this request id already charged another fee or account")
+            return ChargedFee(done["fee_id"], done["transfer_id"], account_id, fee.amount_minor, fee.rule_id, True)
+        [posted] = await f.ledger.lookup_transfers([transfer_id])  # the charge's record was lost: the first
+        booked_on = posted.business_date  # posting's date
     invariant(outcome.amount == fee.amount_minor, "the ledger moved exactly the fee")
-    async with f.pool.acquire() as conn:
-        await store.insert_charge(conn, fee_id, request_id, transfer_id, account_id, fee.amount_minor, fee.rule_id,
-                                  rule.channel.value, fee.reason, at or f.now(), booked_on or f.business_date())
+    await f.grouped.insert_charge(ChargeIn(fee_id, request_id, transfer_id, account_id, fee.amount_minor, fee.rule_id,
+                                           rule.channel.value, fee.reason, at or f.now(),
+                                           booked_on or f.business_date()))
     return ChargedFee(fee_id, transfer_id, account_id, fee.amount_minor, fee.rule_id, outcome.result is R.EXISTS)
+
+
+async def _account_code(f: Fees, account_id: int) -> int | None:
+    """The ledger account's code (None: no such account). A code never changes, so it is remembered, up to a
+    named number of accounts — a fee on the ATM path then costs no lookup."""
+    code = f.account_codes.get(account_id)
+    if code is None:
+        found = await f.ledger.lookup_accounts([account_id])
+        if not found:
+            return None
+        code = found[0].code
+        if len(f.account_codes) >= ACCOUNT_CODES_CACHED_MAX:
+            del f.account_codes[next(iter(f.account_codes))]  # the oldest remembered
+        f.account_codes[account_id] = code
+    return code
 
 
 def _refusal(result: CreateTransferResult, amount_minor: int) -> Refused:

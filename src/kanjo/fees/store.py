@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 
@@ -36,6 +37,15 @@ async def insert_charge(conn: asyncpg.Connection, fee_id: int, request_id: int, 
         " ON CONFLICT (request_id) DO NOTHING",
         fee_id, request_id, transfer_id, account_id, amount_minor, rule_id, channel, reason, charged_at,
         business_date)
+
+
+async def insert_charges(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """insert_charge of many, in one statement: rows in `_CHARGE`'s column order."""
+    columns = list(zip(*rows, strict=True))
+    await conn.execute(
+        f"INSERT INTO fees.charges ({_CHARGE}) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[],"
+        " $5::bigint[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::date[])"
+        " ON CONFLICT (request_id) DO NOTHING", *map(list, columns))
 
 
 async def refund_request(conn: asyncpg.Connection, request_id: int) -> asyncpg.Record | None:

@@ -30,7 +30,11 @@ class Admission:
 
     def record_lag_ms(self, lag_ms: float) -> None:
         """One sample of event-loop lag (the sampler's; tests may inject one)."""
-        self._lag_samples.append((self._now_s(), max(lag_ms, 0.0)))
+        now = self._now_s()
+        since = now - self.policy.lag_window_ms / 1000
+        while self._lag_samples and self._lag_samples[0][0] < since:  # out of the window for good: every call of
+            self._lag_samples.popleft()  # the hub reads the window, so it holds only what counts
+        self._lag_samples.append((now, max(lag_ms, 0.0)))
 
     def record_atm_latency_ms(self, latency_ms: float) -> None:
         self._atm_latencies.append((self._now_s(), latency_ms))

@@ -21,6 +21,7 @@ from kanjo.loans.model import (
     interest_minor,
     rate_ceiling_percent,
 )
+from kanjo.loans.preflight import transfers_needed_for_collection
 from kanjo.loans.service import (
     Loans,
     NotFound,
@@ -74,6 +75,7 @@ __all__ = [
     "repay",
     "resume",
     "suspend",
+    "transfers_needed_for_collection",
     "verify_loans",
     "void_cash_draw",
 ]

@@ -18,12 +18,12 @@ day's end-of-day balance. A run that missed days (catch-up) charges them at that
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from dataclasses import dataclass, field
 
 import asyncpg
 
 from kanjo.accounting import CARD_LOAN, JPY, LOAN_INTEREST_INCOME, gl_account_id
+from kanjo.kernel.ids import name_id
 from kanjo.kernel.invariants import invariant
 from kanjo.kernel.limits import limits
 from kanjo.ledger import Account, Transfer, TransferFlags, read_accounts
@@ -47,7 +47,7 @@ from kanjo.loans.service import POSTED, REQUEST_NAMESPACE, Loans, collect_on
 
 def collection_transfer_id(contract_id: int, on: dt.date) -> int:
     """One collection transfer per (contract, business date): a rerun of the day finds it."""
-    return uuid.uuid5(REQUEST_NAMESPACE, f"{contract_id:032x}:{on.isoformat()}:collect").int
+    return name_id(REQUEST_NAMESPACE, f"{contract_id:032x}:{on.isoformat()}:collect")
 
 
 def _check_reached(h: Loans, business_date: dt.date) -> None:

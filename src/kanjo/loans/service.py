@@ -30,6 +30,7 @@ from kanjo.deposits import CustomerCheck, DepositAccount, Deposits, get_account
 from kanjo.deposits import NotFound as DepositNotFound
 from kanjo.deposits import Status as DepositStatus
 from kanjo.deposits import Subject as DepositSubject
+from kanjo.kernel.ids import name_id
 from kanjo.kernel.invariants import invariant
 from kanjo.kernel.limits import LimitReached, limits
 from kanjo.ledger import (
@@ -100,7 +101,7 @@ class NotFound(Exception):
 
 def derived_id(request_id: int, leg: str) -> int:
     """The id of what a request creates, the same on every retry of that request."""
-    return uuid.uuid5(REQUEST_NAMESPACE, f"{request_id:032x}:{leg}").int
+    return name_id(REQUEST_NAMESPACE, f"{request_id:032x}:{leg}")
 
 
 def collect_on(h: Loans, due_on: dt.date) -> dt.date:

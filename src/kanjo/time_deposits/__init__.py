@@ -21,6 +21,7 @@ from kanjo.time_deposits.model import (
     interest_to_maturity,
     withholding_tax,
 )
+from kanjo.time_deposits.preflight import transfers_needed_for_maturity
 from kanjo.time_deposits.queries import paying_into
 from kanjo.time_deposits.service import (
     MaturityRun,
@@ -67,6 +68,7 @@ __all__ = [
     "pledged_principal",
     "pledges",
     "time_deposits_of_customer",
+    "transfers_needed_for_maturity",
     "verify_time_deposits",
     "withdraw_early",
     "withholding_tax",

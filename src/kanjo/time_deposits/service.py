@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
-import hashlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -34,6 +33,7 @@ from kanjo.accounting import (
     gl_account_id,
 )
 from kanjo.business_calendar import BankCalendar
+from kanjo.kernel.ids import name_id
 from kanjo.kernel.invariants import invariant
 from kanjo.kernel.limits import LimitReached, limits
 from kanjo.ledger import Account, CreateAccountResult, CreateTransferResult, Ledger, Transfer, TransferFlags
@@ -88,17 +88,16 @@ class NotFound(Exception):
 
 def derived_id(request_id: int, leg: str) -> int:
     """The id of what a request creates, the same on every retry of that request."""
-    return uuid.uuid5(REQUEST_NAMESPACE, f"{request_id:032x}:{leg}").int
+    return name_id(REQUEST_NAMESPACE, f"{request_id:032x}:{leg}")
 
 
 def settlement_transfer_id(deposit_id: int, generation: int, leg: str) -> int:
     """One id per (deposit, generation, leg): a generation is settled once, by maturity or early withdrawal.
 
-    uuid.uuid5(REQUEST_NAMESPACE, name).int, computed without UUID objects: a month end derives a million.
+    uuid.uuid5(REQUEST_NAMESPACE, name).int (kernel.ids.name_id): a month end derives a million.
     """
     name = f"{deposit_id:032x}:{generation}:{leg}"
-    n = int.from_bytes(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16], "big")
-    return (n & ~(0xF000 << 64) & ~(0xC000 << 48)) | (5 << 76) | (0x8000 << 48)
+    return name_id(_NAMESPACE_BYTES, name)
 
 
 # -- placement -------------------------------------------------------------------------------------------

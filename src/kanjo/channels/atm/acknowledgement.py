@@ -12,6 +12,7 @@ import asyncpg
 from prometheus_client import Counter
 
 from kanjo.channels.atm import store
+from kanjo.channels.atm.grouped import CashItemIn, SettleIn
 from kanjo.channels.atm.model import HoldState, JournalOutcome, MachineKind, unavailable
 from kanjo.channels.atm.service import SYSTEM_ERRORS, AtmChannel, Reply
 from kanjo.hub import HubError
@@ -42,8 +43,7 @@ async def acknowledge_item(ch: AtmChannel, rules: AckRules, atm_id: str, journal
 
 async def _acknowledge(ch: AtmChannel, rules: AckRules, atm_id: str, journal_no: int, moved_minor: int) -> Reply:
     kind = ch.kind_of(atm_id)
-    async with ch.pool.acquire() as conn:
-        item = await store.cash_item(conn, atm_id, journal_no, rules.operation)
+    item = await ch.grouped.cash_item(CashItemIn(atm_id, journal_no, rules.operation))
     early = rules.early(item, atm_id, journal_no, moved_minor)
     if early is not None:
         return early
@@ -52,10 +52,9 @@ async def _acknowledge(ch: AtmChannel, rules: AckRules, atm_id: str, journal_no:
         answer = await rules.settle(ch, kind, item, moved_minor)
         if answer is not None:
             body = answer.body(atm_id, journal_no)
-            async with ch.pool.acquire() as conn:
-                if await store.settle_authorised(conn, atm_id, journal_no, rules.state_after(answer.code, item),
-                                                 moved_minor, body):
-                    return Reply(200, body)
+            if await ch.grouped.settle_authorised(SettleIn(atm_id, journal_no, rules.state_after(answer.code, item),
+                                                           moved_minor, body)):
+                return Reply(200, body)
     async with ch.pool.acquire() as conn, conn.transaction():  # the sweep or the journal got there first
         item = await store.lock_cash_item(conn, atm_id, journal_no, rules.operation)
         early = rules.early(item, atm_id, journal_no, moved_minor)

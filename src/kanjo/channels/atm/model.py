@@ -12,6 +12,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from kanjo.kernel.ids import name_id
+
 REQUEST_NAMESPACE = uuid.UUID("6b616e6a-6f00-4000-8000-61746d000000")
 
 
@@ -141,7 +143,7 @@ def unavailable(code: str, detail: str, still_working: list[str], retry_after_s:
 
 def request_id_of(atm_id: str, journal_no: int) -> int:
     """The id every product sees for this ATM transaction: the same on every retry of the message."""
-    return uuid.uuid5(REQUEST_NAMESPACE, f"{atm_id}:{journal_no}").int
+    return name_id(REQUEST_NAMESPACE, f"{atm_id}:{journal_no}")
 
 
 def fingerprint(operation: Operation, fields: dict[str, Any]) -> bytes:

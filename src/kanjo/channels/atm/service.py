@@ -22,6 +22,7 @@ from prometheus_client import Counter, Histogram
 from kanjo.cards import CardRefused, Cards
 from kanjo.cards import Refused as CardsRefused
 from kanjo.channels.atm import store
+from kanjo.channels.atm.grouped import AnswerIn, ClaimIn, Grouped
 from kanjo.channels.atm.limits import DUPLICATE_WAIT_MS, MACHINES_MAX
 from kanjo.channels.atm.model import (
     Answer,
@@ -94,6 +95,10 @@ class AtmChannel:
     ack_timeout_s: int = 60
     machines: dict[str, MachineKind] = field(default_factory=dict)  # the registry, cached for routing
     _sweeper: asyncio.Task[None] | None = None
+    grouped: Grouped = field(init=False)  # the journal's busiest statements, grouped across messages
+
+    def __post_init__(self) -> None:
+        self.grouped = Grouped(self.pool)
 
     async def load_machines(self) -> None:
         async with self.pool.acquire() as conn:
@@ -132,9 +137,8 @@ async def handle_message(ch: AtmChannel, atm_id: str, journal_no: int, operation
         return _reply(operation, atm_id, journal_no, refused("unknown_atm", f"ATM {atm_id} is not registered."))
     fp = fingerprint(operation, content)
     try:
-        async with ch.pool.acquire() as conn:
-            claimed = await store.claim(conn, atm_id, journal_no, operation.value, fp, ch.business_date(),
-                                        STALE_PROCESSING_S)
+        claimed = await ch.grouped.claim(ClaimIn(atm_id, journal_no, operation.value, fp, ch.business_date(),
+                                                 STALE_PROCESSING_S))
         if not claimed.fresh:
             earlier = await _earlier(ch, atm_id, journal_no, operation, fp, claimed)
             if earlier is not None:
@@ -150,8 +154,7 @@ async def handle_message(ch: AtmChannel, atm_id: str, journal_no: int, operation
         await _forget(ch, atm_id, journal_no)
         return _reply(operation, atm_id, journal_no,
                       unavailable("unavailable", "System error.", _still_working(set()), 5.0), status=503)
-    async with ch.pool.acquire() as conn:
-        await store.record_answer(conn, atm_id, journal_no, answer.body(atm_id, journal_no), **recorded)
+    await ch.grouped.record_answer(AnswerIn(atm_id, journal_no, answer.body(atm_id, journal_no), recorded))
     MESSAGE_SECONDS.labels(operation.value).observe(asyncio.get_running_loop().time() - started)
     return _reply(operation, atm_id, journal_no, answer)
 

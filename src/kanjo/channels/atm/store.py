@@ -130,7 +130,10 @@ _CASH_ITEM_COLUMNS = """atm_id, journal_no, account_id, card_id, amount_minor, f
     ack_deadline, dispensed_minor, ack_answer, business_date, operation"""
 
 
-def _cash_item(r: asyncpg.Record) -> CashItem:
+CASH_ITEM_COLUMNS_OF_T = ", ".join(f"t.{c.strip()}" for c in _CASH_ITEM_COLUMNS.split(","))  # in a join, as t
+
+
+def cash_item_of(r: asyncpg.Record) -> CashItem:
     return CashItem(r["atm_id"], r["journal_no"], r["account_id"], r["card_id"], r["amount_minor"],
                       r["fee_minor"], r["fee_rule"], r["hold_state"], r["ack_deadline"], r["dispensed_minor"],
                       orjson.loads(r["ack_answer"]) if r["ack_answer"] is not None else None, r["business_date"],
@@ -144,7 +147,7 @@ async def lock_cash_item(conn: asyncpg.Connection, atm_id: str, journal_no: int,
         f"""SELECT {_CASH_ITEM_COLUMNS} FROM atm.transactions
             WHERE atm_id = $1 AND journal_no = $2 AND operation = $3 AND hold_state IS NOT NULL
             FOR UPDATE""", atm_id, journal_no, operation)
-    return None if r is None else _cash_item(r)
+    return None if r is None else cash_item_of(r)
 
 
 async def cash_item(conn: asyncpg.Connection, atm_id: str, journal_no: int,
@@ -153,7 +156,7 @@ async def cash_item(conn: asyncpg.Connection, atm_id: str, journal_no: int,
         f"""SELECT {_CASH_ITEM_COLUMNS} FROM atm.transactions
             WHERE atm_id = $1 AND journal_no = $2 AND operation = $3 AND hold_state IS NOT NULL""",
         atm_id, journal_no, operation)
-    return None if r is None else _cash_item(r)
+    return None if r is None else cash_item_of(r)
 
 
 async def settle_authorised(conn: asyncpg.Connection, atm_id: str, journal_no: int, hold_state: str,
@@ -182,7 +185,7 @@ async def overdue_cash_items(conn: asyncpg.Connection, now: dt.datetime, limit: 
         f"""SELECT {_CASH_ITEM_COLUMNS} FROM atm.transactions
             WHERE hold_state = 'authorised' AND ack_deadline < $1
             ORDER BY ack_deadline LIMIT $2 FOR UPDATE SKIP LOCKED""", now, limit)
-    return [_cash_item(r) for r in rows]
+    return [cash_item_of(r) for r in rows]
 
 
 async def waiting_count(conn: asyncpg.Connection) -> int:

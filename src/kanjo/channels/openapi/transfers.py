@@ -40,6 +40,7 @@ from kanjo.deposits import balance, find_account, transfer
 from kanjo.fees import Channel as FeeChannel
 from kanjo.fees import FeeImplausible, FeeQuote, Kind, charge_fee, quote
 from kanjo.fees import Refused as FeeRefused
+from kanjo.kernel.ids import name_id
 
 log = structlog.get_logger("kanjo.openapi")
 REQUEST_NAMESPACE = uuid.UUID("6b616e6a-6f00-4000-8000-6f70656e6170")
@@ -67,7 +68,7 @@ class Answer:
 
 def transfer_id_of(client_id: str, idempotency_key: str) -> int:
     """The transfer's id, and the request id the deposits and fees contexts see: the same on every retry."""
-    return uuid.uuid5(REQUEST_NAMESPACE, f"{client_id}\x00{idempotency_key}").int
+    return name_id(REQUEST_NAMESPACE, f"{client_id}\x00{idempotency_key}")
 
 
 async def initiate_transfer(ch: OpenApiChannel, caller: Caller, consent: store.ConsentRow,

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kanjo.kernel.ids import name_id
+
 REQUEST_NAMESPACE = uuid.UUID("6b616e6a-6f00-4000-8000-74656c6c6572")
 SYSTEM = "SYSTEM"  # the actor of what no operator did: the expiry sweep, the demo's seeding
 OPERATOR_ID_PATTERN = r"^[A-Z][A-Z0-9]{2,11}$"
@@ -265,7 +267,7 @@ def normalise_request_id(text: str, terminal_id: str) -> str:
 
 def product_request_id(request_id: str) -> int:
     """The id every product sees for this teller request: the same on every retry and after the approval."""
-    return uuid.uuid5(REQUEST_NAMESPACE, request_id).int
+    return name_id(REQUEST_NAMESPACE, request_id)
 
 
 def canonical_json(value: Any) -> bytes:

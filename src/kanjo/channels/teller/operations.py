@@ -17,6 +17,7 @@ from kanjo import cards, customers, deposits, fees, time_deposits
 from kanjo.channels.teller import operators, store
 from kanjo.channels.teller.channel import TellerChannel
 from kanjo.channels.teller.model import REQUEST_NAMESPACE, Kind, Refused, Role, new_password
+from kanjo.kernel.ids import name_id
 from kanjo.kernel.limits import LimitReached
 
 JST = dt.timezone(dt.timedelta(hours=9), "JST")
@@ -122,7 +123,7 @@ def _today_in_japan(ch: TellerChannel) -> dt.date:
 
 def sub_request_id(request_id: str, step: str) -> int:
     """The product id of a further step of one request (a closing's cash payout)."""
-    return uuid.uuid5(REQUEST_NAMESPACE, f"{request_id}/{step}").int
+    return name_id(REQUEST_NAMESPACE, f"{request_id}/{step}")
 
 
 # -- customers --------------------------------------------------------------------------------------------------
