@@ -195,3 +195,25 @@ async def test_a_fee_on_a_closed_account_is_left_for_a_teller(bank: Bank) -> Non
     assert [(n.fee_id, n.reason) for n in report.not_refunded] == [
         (charged.fee_id, "the account is closed: refund in cash at a teller")]
     await _verify(bank)
+
+
+async def test_a_retry_on_a_later_business_date_answers_the_first_charge(bank: Bank) -> None:
+    """A channel retries a charge after the day changed (its first answer was lost over the night): the fee moved
+    once, on its first date, and the retry is told so — also when the charge's own record was lost."""
+    account = await _customer(bank, 10_000)
+    q = quote(bank.fees, Channel.ATM_CONVENIENCE, Kind.WITHDRAWAL, 5_000, at(27, 22))
+    request, lost = rid(), rid()
+    first = await charge_fee(bank.fees, request, account, q)
+    await charge_fee(bank.fees, lost, account, q)
+    async with bank.fees.pool.acquire() as conn:  # the second charge's record is gone; its transfer stays
+        await conn.execute("DELETE FROM fees.charges WHERE request_id = $1", lost)
+    bank.fees.business_date = lambda: TODAY + dt.timedelta(days=1)
+    again = await charge_fee(bank.fees, request, account, q)
+    assert again is not None and first is not None and again.replayed and again.fee_id == first.fee_id
+    recovered = await charge_fee(bank.fees, lost, account, q)
+    assert recovered is not None and recovered.replayed
+    async with bank.fees.pool.acquire() as conn:
+        booked = await conn.fetchval("SELECT business_date FROM fees.charges WHERE request_id = $1", lost)
+    assert booked == TODAY  # recorded again with the date the money moved
+    assert (await balance(bank.deposits, account)).balance_minor == 10_000 - 2 * 220
+    await _verify(bank)

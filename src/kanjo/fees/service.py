@@ -133,10 +133,11 @@ async def charge_fee(f: Fees, request_id: int, account_id: int, fee: FeeQuote,
     # The ledger tells a first charge from a retry (its transfer id derives from the request): only a retry reads
     # the charge's record; another amount or account under the same request is the ledger's exists_with_different_.
     [outcome] = await f.ledger.create_transfers([t])
-    if outcome.result not in (R.OK, R.EXISTS):
+    if outcome.result is not R.OK and outcome.result is not R.EXISTS \
+            and outcome.result is not R.EXISTS_WITH_DIFFERENT_BUSINESS_DATE:
         raise _refusal(outcome.result, fee.amount_minor)
     booked_on = t.business_date
-    if outcome.result is R.EXISTS:
+    if outcome.result is not R.OK:  # a retry, perhaps on a later business date
         async with f.pool.acquire() as conn:
             done = await store.charge_by_request(conn, request_id)
         if done is not None:
@@ -145,7 +146,12 @@ async def charge_fee(f: Fees, request_id: int, account_id: int, fee: FeeQuote,
                 raise Refused("request_reused", "this request id already charged another fee or account")
             return ChargedFee(done["fee_id"], done["transfer_id"], account_id, fee.amount_minor, fee.rule_id, True)
         [posted] = await f.ledger.lookup_transfers([transfer_id])  # the charge's record was lost: the first
-        booked_on = posted.business_date  # posting's date
+        booked_on = posted.business_date  # posting's date, and the ledger compares the rest as first booked
+        if outcome.result is R.EXISTS_WITH_DIFFERENT_BUSINESS_DATE:
+            t.business_date = booked_on
+            [outcome] = await f.ledger.create_transfers([t])
+            if outcome.result is not R.EXISTS:
+                raise _refusal(outcome.result, fee.amount_minor)
     invariant(outcome.amount == fee.amount_minor, "the ledger moved exactly the fee")
     await f.grouped.insert_charge(ChargeIn(fee_id, request_id, transfer_id, account_id, fee.amount_minor, fee.rule_id,
                                            rule.channel.value, fee.reason, at or f.now(),

@@ -8,7 +8,8 @@ when quiet a call goes out at once, alone (no waiting for company). Each caller 
 
 A batch that PostgreSQL refuses (one bad item) is rolled back whole and its items are run one by one, so only the
 bad item fails; a batch whose connection breaks fails all its items, as their single statements would have.
-One batch of a kind is in flight at a time, so batches of one kind never wait on each other's row locks.
+One batch of a kind is in flight at a time, so batches of one kind never wait on each other's row locks; a read
+may have a few in flight (`in_flight_max`), so a caller rarely waits for a batch it missed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ ITEMS_PER_BATCH_MAX = limits.declare(
     "coalesced_items_per_statement_max", 256, "items",
     "calls of one kind sent as one statement; more wait for the next (bounds a statement's arrays and run time)",
 ).maximum
+IN_FLIGHT_MAX = limits.declare(
+    "coalesced_statements_in_flight_max", 4, "statements",
+    "grouped statements of one kind running at once, each on its own pooled connection (the pool is shared)",
+).maximum
 BATCH_ITEMS = Histogram("kanjo_coalesced_items", "calls served by one grouped statement", ["statement"],
                         buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
 
@@ -40,20 +45,24 @@ class Coalescer(Generic[In, Out]):
     """Calls of one statement kind, grouped. `batch` answers a list of items in order (one result each); `single`
     answers one item (used when a batch is refused, to find the item at fault)."""
 
-    def __init__(self, name: str, pool: asyncpg.Pool, batch: Batch[In, Out], single: Single[In, Out]) -> None:
+    def __init__(self, name: str, pool: asyncpg.Pool, batch: Batch[In, Out], single: Single[In, Out], *,
+                 in_flight_max: int = 1) -> None:
+        if not 1 <= in_flight_max <= IN_FLIGHT_MAX:
+            raise ValueError(f"in_flight_max is 1..{IN_FLIGHT_MAX}, not {in_flight_max}")
         self.name = name
         self.pool = pool
         self._batch = batch
         self._single = single
+        self._in_flight_max = in_flight_max  # more than 1 only for statements that take no row locks (reads)
         self._waiting: list[tuple[In, asyncio.Future[Out]]] = []
-        self._sending: asyncio.Task[None] | None = None
+        self._senders: set[asyncio.Task[None]] = set()
         self._observe = BATCH_ITEMS.labels(statement=name).observe
 
     async def __call__(self, item: In) -> Out:
         future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
-        if self._sending is None:
-            self._sending = asyncio.create_task(self._send(), name=f"coalesce:{self.name}")
+        if len(self._senders) < self._in_flight_max:
+            self._senders.add(asyncio.create_task(self._send(), name=f"coalesce:{self.name}"))
         return await future
 
     async def _send(self) -> None:
@@ -64,8 +73,10 @@ class Coalescer(Generic[In, Out]):
                 group = [(item, f) for item, f in group if not f.done()]  # a caller that gave up is not sent
                 if group:
                     await self._run(group)
-        finally:
-            self._sending = None
+        finally:  # in the same step as the last look at the queue: a call arriving after it starts a sender
+            task = asyncio.current_task()
+            if task is not None:
+                self._senders.discard(task)
 
     async def _run(self, group: list[tuple[In, asyncio.Future[Out]]]) -> None:
         items = [item for item, _ in group]
