@@ -52,5 +52,5 @@ class Grouped:
     """The context's grouped statements, on its pool."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
-        self.card_by_number = Coalescer("cards_card_by_number", pool, _cards_many, _card_one, in_flight_max=2)
+        self.card_by_number = Coalescer("cards_card_by_number", pool, _cards_many, _card_one)
         self.reserve_daily = Coalescer("cards_reserve_daily", pool, _reserve_many, _reserve_one)

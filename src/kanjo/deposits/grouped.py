@@ -25,4 +25,4 @@ class Grouped:
     """The context's grouped statements, on its pool."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
-        self.account = Coalescer("deposits_account", pool, _accounts_many, _account_one, in_flight_max=2)
+        self.account = Coalescer("deposits_account", pool, _accounts_many, _account_one)

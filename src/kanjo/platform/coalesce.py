@@ -8,8 +8,8 @@ when quiet a call goes out at once, alone (no waiting for company). Each caller 
 
 A batch that PostgreSQL refuses (one bad item) is rolled back whole and its items are run one by one, so only the
 bad item fails; a batch whose connection breaks fails all its items, as their single statements would have.
-One batch of a kind is in flight at a time, so batches of one kind never wait on each other's row locks; a read
-may have a few in flight (`in_flight_max`), so a caller rarely waits for a batch it missed.
+One batch of a kind is in flight at a time, so batches of one kind never wait on each other's row locks; a kind
+that takes no locks may allow more (`in_flight_max`; measured no better on the ATM path, see ADR 0011).
 """
 
 from __future__ import annotations

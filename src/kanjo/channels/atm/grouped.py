@@ -147,5 +147,5 @@ class Grouped:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.claim = Coalescer("atm_claim", pool, _claim_many, _claim_one)
         self.record_answer = Coalescer("atm_record_answer", pool, _answer_many, _answer_one)
-        self.cash_item = Coalescer("atm_cash_item", pool, _cash_items_many, _cash_item_one, in_flight_max=2)
+        self.cash_item = Coalescer("atm_cash_item", pool, _cash_items_many, _cash_item_one)
         self.settle_authorised = Coalescer("atm_settle_authorised", pool, _settle_many, _settle_one)
