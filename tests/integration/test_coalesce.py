@@ -47,10 +47,8 @@ def _grouped_calls() -> tuple[float, float]:
     return samples.get("kanjo_coalesced_items_count", 0.0), samples.get("kanjo_coalesced_items_sum", 0.0)
 
 
-@pytest.mark.parametrize("in_flight_max", [1, 3])
-async def test_concurrent_callers_share_statements_and_each_gets_its_own_answer(pool: asyncpg.Pool,
-                                                                                 in_flight_max: int) -> None:
-    insert = Coalescer("test_notes", pool, _many, _one, in_flight_max=in_flight_max)
+async def test_concurrent_callers_share_statements_and_each_gets_its_own_answer(pool: asyncpg.Pool) -> None:
+    insert = Coalescer("test_notes", pool, _many, _one)
     before = _grouped_calls()
     results = await asyncio.gather(*(insert((k % 150, k)) for k in range(300)))  # each key twice
     statements, items = (a - b for a, b in zip(_grouped_calls(), before, strict=True))
@@ -94,7 +92,7 @@ async def test_a_broken_connection_fails_the_batch_and_the_next_calls_go_through
 
 async def test_calls_arriving_as_a_batch_ends_are_all_answered(pool: asyncpg.Pool) -> None:
     """Waves of callers, each wave landing while the last batch finishes: nobody is left waiting."""
-    insert = Coalescer("test_notes", pool, _many, _one, in_flight_max=2)
+    insert = Coalescer("test_notes", pool, _many, _one)
     for wave in range(20):
         async with asyncio.timeout(10):
             results = await asyncio.gather(*(insert((wave * 100 + k, k)) for k in range(wave % 5 + 1)))

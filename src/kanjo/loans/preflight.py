@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from kanjo.loans import store
 from kanjo.loans.service import Loans
-from kanjo.loans.store import _TO_COLLECT  # the very predicate the collection's pages walk
 
 
 async def transfers_needed_for_collection(h: Loans, day: dt.date) -> int:
@@ -16,4 +16,4 @@ async def transfers_needed_for_collection(h: Loans, day: dt.date) -> int:
     Only what is left is counted: a contract collected on `day` has `collected_through = day` and drops out, so a
     rerun or a resumed run counts the contracts still to collect."""
     async with h.pool.acquire() as conn:
-        return int(await conn.fetchval(f"SELECT count(*) FROM loans.contracts WHERE {_TO_COLLECT}", day))
+        return await store.count_to_collect(conn, day)

@@ -184,6 +184,11 @@ _TO_COLLECT = ("status <> 'closed' AND (collect_on <= $1 OR arrears_minor > 0)"
                " AND (collected_through IS NULL OR collected_through < $1)")
 
 
+async def count_to_collect(conn: asyncpg.Connection, day: dt.date) -> int:
+    """Contracts a collection on `day` still has to look at (the predicate its pages walk)."""
+    return int(await conn.fetchval(f"SELECT count(*) FROM loans.contracts WHERE {_TO_COLLECT}", day))
+
+
 async def to_collect(conn: asyncpg.Connection, on: dt.date, after_id: int, limit: int) -> list[int]:
     """Ids of open contracts with a collection due (catch-up included) or arrears, not yet processed on `on`."""
     rows = await conn.fetch(f"SELECT id FROM loans.contracts WHERE {_TO_COLLECT} AND id > $2 ORDER BY id LIMIT $3",
