@@ -46,6 +46,7 @@ from kanjo.hub.model import (
 from kanjo.kernel.clock import Clock, SystemClock
 from kanjo.kernel.invariants import invariant
 from kanjo.kernel.limits import limits
+from kanjo.platform.metrics import Children
 
 T = TypeVar("T")
 log = structlog.get_logger("kanjo.hub")
@@ -84,6 +85,11 @@ class Hub:
         self._calls: dict[tuple[str, str, str], int] = {}
         self._clock = clock or SystemClock()
         self._now_s = now_s
+        self._requests = Children(telemetry.REQUESTS)
+        self._latency = Children(telemetry.LATENCY_SECONDS)
+        for partition, bulkhead in self._bulkheads.items():  # read when scraped, not set on every change
+            telemetry.IN_FLIGHT.labels(partition=partition.value).set_function(_reader(bulkhead, "in_flight"))
+            telemetry.QUEUE_DEPTH.labels(partition=partition.value).set_function(_reader(bulkhead, "queued"))
 
     # -- wiring (the composition root) ---------------------------------------------------------------------
 
@@ -217,13 +223,13 @@ class Hub:
         return ProductUnavailable(entry.policy.product, still_working, entry.breaker.retry_after_s())
 
     def _observe(self, partition: Partition, product: str, outcome: str, started: float, ran: bool) -> None:
-        telemetry.REQUESTS.labels(partition=partition.value, product=product, outcome=outcome).inc()
+        self._requests(partition.value, product, outcome).inc()
         key = (partition.value, product, outcome)
         self._calls[key] = self._calls.get(key, 0) + 1
         if not ran:
             return
         elapsed_s = asyncio.get_running_loop().time() - started
-        telemetry.LATENCY_SECONDS.labels(partition=partition.value, product=product).observe(elapsed_s)
+        self._latency(partition.value, product).observe(elapsed_s)
         if partition in ATM_PARTITIONS:
             self.admission.record_atm_latency_ms(elapsed_s * 1000)
 
@@ -325,8 +331,6 @@ class Hub:
 
     def _bulkhead_changed(self, bulkhead: Bulkhead) -> None:
         name = bulkhead.policy.partition.value
-        telemetry.IN_FLIGHT.labels(partition=name).set(bulkhead.in_flight)
-        telemetry.QUEUE_DEPTH.labels(partition=name).set(bulkhead.queued)
         limits.observe(f"hub_{name}_queue_max", bulkhead.queued)
         limits.observe(f"hub_{name}_concurrency_max", bulkhead.in_flight)
 
@@ -361,3 +365,8 @@ def _reason(reason: str) -> str:
     if not 1 <= len(reason) <= REASON_CHARS_MAX:
         raise ValueError(f"give a reason of 1 to {REASON_CHARS_MAX} characters")
     return reason
+
+
+def _reader(bulkhead: Bulkhead, attribute: str) -> Callable[[], float]:
+    """A gauge's value read off the bulkhead when /metrics is scraped."""
+    return lambda: float(getattr(bulkhead, attribute))

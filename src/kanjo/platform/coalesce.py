@@ -67,31 +67,47 @@ class Coalescer(Generic[In, Out]):
         return await future
 
     async def _send(self) -> None:
+        """Drain the queue on one connection, held while calls keep coming (a pool acquire and release per batch
+        cost more Python than the statement); given back when the queue is empty or the connection failed."""
         try:
             while self._waiting:
-                group = self._waiting[:ITEMS_PER_BATCH_MAX]
-                del self._waiting[:ITEMS_PER_BATCH_MAX]
-                group = [(item, f) for item, f in group if not f.done()]  # a caller that gave up is not sent
-                if group:
-                    await self._run(group)
+                group = self._take()
+                if not group:
+                    continue
+                try:
+                    async with self.pool.acquire() as conn:
+                        while await self._run(conn, group) and self._waiting:
+                            group = self._take()
+                except Exception as e:  # no connection to be had: what is in hand fails, as its statements would
+                    _fail(group, e)
         finally:  # in the same step as the last look at the queue: a call arriving after it starts a sender
             self._sending = None
 
-    async def _run(self, group: Waiting[In, Out]) -> None:
+    def _take(self) -> Waiting[In, Out]:
+        group = self._waiting[:ITEMS_PER_BATCH_MAX]
+        del self._waiting[:ITEMS_PER_BATCH_MAX]
+        return [(item, f) for item, f in group if not f.done()]  # a caller that gave up is not sent
+
+    async def _run(self, conn: asyncpg.Connection, group: Waiting[In, Out]) -> bool:
+        """Answer the group; False when the connection is not to be trusted with the next one."""
+        if not group:
+            return True
         items = [item for item, _ in group]
         self._observe(len(items))
         try:
-            async with self.pool.acquire() as conn:
-                answers = await self._answers(conn, items)
-        except Exception as e:  # the connection or the pool failed, or a lone item was refused: its statement failed
+            answers = await self._answers(conn, items)
+        except asyncpg.PostgresError as e:  # a lone item refused: its statement failed, the connection is fine
             _fail(group, e)
-            return
+            return True
+        except Exception as e:  # the connection failed: these items fail, the next group gets another connection
+            _fail(group, e)
+            return False
         except BaseException:  # the sender itself is cancelled (shutdown): nobody is left waiting
             _fail(group, asyncio.CancelledError())
             raise
         if len(answers) != len(items):
             _fail(group, RuntimeError(f"{self.name}: {len(answers)} results for {len(items)} items"))
-            return
+            return True
         for (_, future), answer in zip(group, answers, strict=True):
             if future.done():
                 continue
@@ -99,6 +115,7 @@ class Coalescer(Generic[In, Out]):
                 future.set_exception(answer.error)
             else:
                 future.set_result(answer)
+        return True
 
     async def _answers(self, conn: asyncpg.Connection, items: list[In]) -> Sequence[Out | _Refused]:
         if len(items) == 1:

@@ -43,7 +43,8 @@ async def acknowledge_item(ch: AtmChannel, rules: AckRules, atm_id: str, journal
 
 async def _acknowledge(ch: AtmChannel, rules: AckRules, atm_id: str, journal_no: int, moved_minor: int) -> Reply:
     kind = ch.kind_of(atm_id)
-    item = await ch.grouped.cash_item(CashItemIn(atm_id, journal_no, rules.operation))
+    item = ch.awaiting.take(atm_id, journal_no, rules.operation) \
+        or await ch.grouped.cash_item(CashItemIn(atm_id, journal_no, rules.operation))
     early = rules.early(item, atm_id, journal_no, moved_minor)
     if early is not None:
         return early

@@ -46,3 +46,8 @@ DUPLICATE_WAIT_MS = limits.declare(
 NOTICES_ACTIVE_MAX = limits.declare(
     "atm_notices_active_max", 100, "notices", "screen notices live at once; more would not fit any screen",
 ).maximum
+AWAITING_ACK_REMEMBERED_MAX = limits.declare(
+    "atm_awaiting_ack_remembered_max", 100_000, "cash items",
+    "authorised cash items the process remembers until their acknowledgement (500 a second for a 60 s deadline is"
+    " 30,000); past it the oldest is forgotten and its acknowledgement reads the journal, as after a restart",
+).maximum

@@ -22,10 +22,12 @@ from prometheus_client import Counter, Histogram
 from kanjo.cards import CardRefused, Cards
 from kanjo.cards import Refused as CardsRefused
 from kanjo.channels.atm import store
+from kanjo.channels.atm.awaiting import Awaiting
 from kanjo.channels.atm.grouped import AnswerIn, ClaimIn, Grouped
 from kanjo.channels.atm.limits import DUPLICATE_WAIT_MS, MACHINES_MAX
 from kanjo.channels.atm.model import (
     Answer,
+    HoldState,
     MachineKind,
     Operation,
     Result,
@@ -42,6 +44,7 @@ from kanjo.hub import Hub, HubError, Partition, ProductFailed, ProductUnavailabl
 from kanjo.kernel.limits import LimitReached
 from kanjo.loans import Loans
 from kanjo.loans import Refused as LoanRefused
+from kanjo.platform.metrics import Children
 from kanjo.time_deposits import Refused as TimeDepositRefused
 from kanjo.time_deposits import TimeDeposits
 
@@ -72,6 +75,8 @@ SYSTEM_ERRORS = Counter("kanjo_atm_system_errors_total", "ATM messages that ende
                         ["operation", "cause"])
 MESSAGE_SECONDS = Histogram("kanjo_atm_message_seconds", "time to answer one ATM message", ["operation"],
                             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0))
+MESSAGE_COUNTS = Children(MESSAGES)
+MESSAGE_TIMES = Children(MESSAGE_SECONDS)
 CARDS_RETAINED = Counter("kanjo_atm_cards_retained_total", "cards an ATM was told to keep, by reason", ["reason"])
 
 
@@ -96,9 +101,11 @@ class AtmChannel:
     machines: dict[str, MachineKind] = field(default_factory=dict)  # the registry, cached for routing
     _sweeper: asyncio.Task[None] | None = None
     grouped: Grouped = field(init=False)  # the journal's busiest statements, grouped across messages
+    awaiting: Awaiting = field(init=False)  # cash items this process authorised, until their acknowledgement
 
     def __post_init__(self) -> None:
         self.grouped = Grouped(self.pool)
+        self.awaiting = Awaiting()
 
     async def load_machines(self) -> None:
         async with self.pool.acquire() as conn:
@@ -136,9 +143,9 @@ async def handle_message(ch: AtmChannel, atm_id: str, journal_no: int, operation
     except UnknownMachine:
         return _reply(operation, atm_id, journal_no, refused("unknown_atm", f"ATM {atm_id} is not registered."))
     fp = fingerprint(operation, content)
+    day = ch.business_date()
     try:
-        claimed = await ch.grouped.claim(ClaimIn(atm_id, journal_no, operation.value, fp, ch.business_date(),
-                                                 STALE_PROCESSING_S))
+        claimed = await ch.grouped.claim(ClaimIn(atm_id, journal_no, operation.value, fp, day, STALE_PROCESSING_S))
         if not claimed.fresh:
             earlier = await _earlier(ch, atm_id, journal_no, operation, fp, claimed)
             if earlier is not None:
@@ -155,7 +162,12 @@ async def handle_message(ch: AtmChannel, atm_id: str, journal_no: int, operation
         return _reply(operation, atm_id, journal_no,
                       unavailable("unavailable", "System error.", _still_working(set()), 5.0), status=503)
     await ch.grouped.record_answer(AnswerIn(atm_id, journal_no, answer.body(atm_id, journal_no), recorded))
-    MESSAGE_SECONDS.labels(operation.value).observe(asyncio.get_running_loop().time() - started)
+    if claimed.fresh and recorded.get("hold_state") == HoldState.AUTHORISED.value:
+        ch.awaiting.remember(store.CashItem(
+            atm_id, journal_no, recorded["account_id"], recorded["card_id"], recorded["amount_minor"],
+            recorded.get("fee_minor") or 0, recorded.get("fee_rule"), HoldState.AUTHORISED.value,
+            recorded["ack_deadline"], None, None, day, operation.value), ch.now())
+    MESSAGE_TIMES(operation.value).observe(asyncio.get_running_loop().time() - started)
     return _reply(operation, atm_id, journal_no, answer)
 
 
@@ -227,5 +239,5 @@ def _status_of(body: dict[str, Any]) -> int:
 
 
 def _reply(operation: Operation, atm_id: str, journal_no: int, answer: Answer, *, status: int = 200) -> Reply:
-    MESSAGES.labels(operation.value, answer.result.value, answer.code).inc()
+    MESSAGE_COUNTS(operation.value, answer.result.value, answer.code).inc()
     return Reply(status, answer.body(atm_id, journal_no))
