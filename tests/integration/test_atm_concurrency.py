@@ -59,4 +59,6 @@ async def test_a_cards_daily_limit_holds_when_its_withdrawals_arrive_together(at
             _, ack, _ = await atm.send("withdrawal/ack", ATMS[n % 2], no, dispensed_minor=10_000)
             assert ack["code"] == "posted"
     assert await atm.balance(3) == 300_000 - 50_000
+    _, inquiry, _ = await atm.send("inquiry", card=card)
+    assert inquiry["available_minor"] == inquiry["balance_minor"]  # no hold of a refused withdrawal stays
     await atm.books_ok()
