@@ -3,8 +3,8 @@ table, the batch's work areas, the database, the volume under var/, the connecti
 provisioned (setting `capacity`: `name=maximum,...`; raised at run time with `PUT /v1/capacity/{name}`).
 
 A probe measures; the limits registry keeps the usage and its peak; ops samples it into forecasts and alerts at
-70/85/95 %; a batch job's pre-flight measures again before it starts. Logs go to the process's standard output (the
-supervisor's journal), so log volume is the journal's concern, not a limit here.
+70/85/95 %; a batch job's pre-flight measures again before it starts. Log volume is measured where lines are
+written (platform/logging.py, `log_bytes_per_day_max`).
 """
 
 from __future__ import annotations

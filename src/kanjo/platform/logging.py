@@ -1,23 +1,88 @@
-"""Structured logs: one JSON object per line (or a plain console line in development), never a rich dump."""
+"""Structured logs: one JSON object per line (or a plain console line in development), never a rich dump.
+
+Log volume is a limit like any other (`log_bytes_per_day_max`): the bytes written in the UTC day are measured, so
+ops forecasts and alerts on them; past the maximum, debug and info lines are left out (counted in
+`kanjo_log_lines_dropped_total`, announced by one warning) while warnings and errors are still written — a flood of
+routine lines cannot fill the volume the journal keeps, and nothing else in the process notices.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable
 
 import structlog
+from prometheus_client import Counter
+
+from kanjo.kernel.limits import limits
+
+LOG_BYTES_PER_DAY = limits.declare(
+    "log_bytes_per_day_max", 4 * 1024**3, "bytes",
+    "log lines one process writes in a UTC day, its share of the journal's volume; past it only warnings and"
+    " errors are written (set to the volume the log shipper and retention allow)",
+    adjustable=True,
+)
+LINES_DROPPED = Counter("kanjo_log_lines_dropped", "debug and info lines left out: the day's log volume was reached")
+SECONDS_PER_DAY = 86_400
+
+
+class LogVolume:
+    """The bytes written today; whether a line of a droppable level still fits."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self.day = -1
+        self.bytes = 0
+        self.dropped = 0
+
+    def admit(self, size: int, droppable: bool) -> tuple[bool, bool]:
+        """(write it, announce the limit now): counts what is written; the first line left out of a day is
+        announced once."""
+        day = int(self._clock() // SECONDS_PER_DAY)
+        if day != self.day:
+            self.day, self.bytes, self.dropped = day, 0, 0
+        if droppable and self.bytes + size > limits.get(LOG_BYTES_PER_DAY.name).maximum:
+            self.dropped += 1
+            LINES_DROPPED.inc()
+            return False, self.dropped == 1
+        self.bytes += size
+        limits.observe(LOG_BYTES_PER_DAY.name, self.bytes)
+        return True, False
+
+
+VOLUME = LogVolume()
+
+
+def _write(message: str, droppable: bool) -> None:
+    written, announce = VOLUME.admit(len(message.encode("utf-8", "replace")) + 1, droppable)
+    if announce:
+        _print('{"event": "log_volume_limit_reached", "level": "warning", "limit": "log_bytes_per_day_max",'
+               f' "maximum": {limits.get(LOG_BYTES_PER_DAY.name).maximum}, "usage": {VOLUME.bytes},'
+               ' "then": "debug and info lines are left out until the next UTC day"}')
+    if written:
+        _print(message)
+
+
+def _print(message: str) -> None:
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except (ValueError, OSError):
+        pass  # stderr closed: a log line is never worth failing the caller
 
 
 class _StderrLogger:
-    """Writes each line to whatever sys.stderr is at that moment (test runners swap it)."""
+    """Writes each line to whatever sys.stderr is at that moment (test runners swap it), within the day's volume."""
 
     def msg(self, message: str) -> None:
-        try:
-            print(message, file=sys.stderr, flush=True)
-        except (ValueError, OSError):
-            pass  # stderr closed: a log line is never worth failing the caller
+        _write(message, True)
 
-    debug = info = warning = warn = error = critical = exception = fatal = failure = err = log = msg
+    def warning(self, message: str) -> None:
+        _write(message, False)
+
+    debug = info = log = msg
+    warn = error = critical = exception = fatal = failure = err = warning
 
 
 def _stderr_logger(*_args: object) -> _StderrLogger:
