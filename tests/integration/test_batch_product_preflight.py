@@ -28,6 +28,7 @@ from kanjo.deposits import (
     open_ordinary_account,
     set_interest_tax_class,
     transfers_needed_for_interest_payout,
+    transfers_needed_for_overdraft_accrual,
     transfers_needed_for_overdraft_charge,
     withdraw_cash,
 )
@@ -263,3 +264,16 @@ async def test_overdraft_interest_charge_needs_at_least_what_it_posts(world: Wor
     assert (result["accounts"], result["amount_minor"] > 0) == (1, True)
     assert (need, posted) == (1, 1)
     assert await transfers_needed_for_overdraft_charge(world.bank.deposits, monday) == 0  # charged
+
+
+async def test_overdraft_accrual_needs_at_least_what_its_sweep_posts(world: World) -> None:
+    world.on(dt.date(2026, 7, 1))
+    customer, drawn = await world.customer(1_000_000, Subject.SOGO)
+    await place_time_deposit(world.bank.time_deposits, rid(), customer, drawn, 1_000_000, 12, Instruction.PAY_OUT)
+    await world.customer(50_000, Subject.SOGO)  # never overdrawn: its sweep finds nothing to repay
+    world.on(dt.date(2026, 7, 21))
+    await withdraw_cash(world.bank.deposits, rid(), drawn, 500_000)
+    await deposit_cash(world.bank.deposits, rid(), drawn, 200_000)
+    need, posted, _ = await world.need_and_posted("overdraft_interest_accrual", dt.date(2026, 7, 21))
+    assert need == 2 and posted <= need  # one repayment at most per active 総合口座
+    assert await transfers_needed_for_overdraft_accrual(world.bank.deposits, dt.date(2026, 7, 21)) == need - posted

@@ -103,7 +103,9 @@ def bank_kinds(bank: Bank) -> dict[str, Kind]:
         CUT_OFF: Kind(cut_off),
         "deposit_interest_accrual": Kind(product(lambda d: deposits.accrue_interest(bank.deposits, bank.calendar,
                                                                                     d))),
-        "overdraft_interest_accrual": Kind(product(lambda d: deposits.accrue_overdraft_interest(bank.deposits, d))),
+        "overdraft_interest_accrual": Kind(
+            product(lambda d: deposits.accrue_overdraft_interest(bank.deposits, d)),
+            needs=ledger_transfers(lambda d: deposits.transfers_needed_for_overdraft_accrual(bank.deposits, d))),
         "overdraft_interest_charge": Kind(
             product(lambda d: deposits.charge_overdraft_interest(bank.deposits, d)),
             needs=ledger_transfers(lambda d: deposits.transfers_needed_for_overdraft_charge(bank.deposits, d))),

@@ -68,7 +68,11 @@ from kanjo.deposits.passbook import (
     report_lost,
     unposted,
 )
-from kanjo.deposits.preflight import transfers_needed_for_interest_payout, transfers_needed_for_overdraft_charge
+from kanjo.deposits.preflight import (
+    transfers_needed_for_interest_payout,
+    transfers_needed_for_overdraft_accrual,
+    transfers_needed_for_overdraft_charge,
+)
 from kanjo.deposits.service import (
     CustomerCheck,
     Deposits,
@@ -195,6 +199,7 @@ __all__ = [
     "sweep_overdrafts",
     "transfer",
     "transfers_needed_for_interest_payout",
+    "transfers_needed_for_overdraft_accrual",
     "transfers_needed_for_overdraft_charge",
     "unposted",
     "verify_deposits",

@@ -7,8 +7,9 @@ import datetime as dt
 from kanjo.business_calendar import BankCalendar
 from kanjo.deposits.interest import PAYOUT_JOB
 from kanjo.deposits.interest_model import PayoutKind, is_interest_payout_day
-from kanjo.deposits.overdraft import charge_point
+from kanjo.deposits.overdraft import charge_point, job_transfer_id
 from kanjo.deposits.service import Deposits
+from kanjo.kernel.limits import limits
 
 PAYOUT_TAX_TRANSFERS = 2  # the day's withheld tax, national and local, posted once at the end of the payout
 
@@ -50,3 +51,20 @@ async def transfers_needed_for_overdraft_charge(d: Deposits, day: dt.date) -> in
             " WHERE o.charged_before < $1 AND a.status <> 'closed' AND (o.accrued_through < $1 - 1"
             " OR EXISTS (SELECT 1 FROM deposits.overdraft_accruals x WHERE x.account_id = o.account_id"
             " AND x.business_date >= o.charged_before AND x.business_date < $1))", point))
+
+
+async def transfers_needed_for_overdraft_accrual(d: Deposits, day: dt.date) -> int:
+    """An upper bound of the transfers `accrue_overdraft_interest(d, day)` will post: its sweep repays each active
+    総合口座's overdraft from spare funds at most once a day (the repayment's id derives from the account, the job and
+    the date; the accrual itself posts nothing). Only what is left is counted: an account whose sweep of `day` the
+    ledger holds is not counted again (its sweep is recognised by the job's derived id on a rerun)."""
+    async with d.pool.acquire() as conn:
+        accounts = await conn.fetch(
+            "SELECT o.overdraft_account_id FROM deposits.overdrafts o JOIN deposits.accounts a ON a.id = o.account_id"
+            " WHERE a.status = 'active'")
+    ids = [job_transfer_id(r[0], "sweep", day) for r in accounts]
+    step = limits.get("ledger_lookup_ids_max").maximum
+    done = 0
+    for start in range(0, len(ids), step):
+        done += len(await d.ledger.lookup_transfers(ids[start:start + step]))
+    return len(ids) - done
