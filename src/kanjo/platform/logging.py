@@ -8,6 +8,7 @@ routine lines cannot fill the volume the journal keeps, and nothing else in the 
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -58,9 +59,9 @@ VOLUME = LogVolume()
 def _write(message: str, droppable: bool) -> None:
     written, announce = VOLUME.admit(len(message.encode("utf-8", "replace")) + 1, droppable)
     if announce:
-        _print('{"event": "log_volume_limit_reached", "level": "warning", "limit": "log_bytes_per_day_max",'
-               f' "maximum": {limits.get(LOG_BYTES_PER_DAY.name).maximum}, "usage": {VOLUME.bytes},'
-               ' "then": "debug and info lines are left out until the next UTC day"}')
+        _print(json.dumps({"event": "log_volume_limit_reached", "level": "warning", "limit": LOG_BYTES_PER_DAY.name,
+                           "maximum": limits.get(LOG_BYTES_PER_DAY.name).maximum, "usage": VOLUME.bytes,
+                           "then": "debug and info lines are left out until the next UTC day"}))
     if written:
         _print(message)
 
