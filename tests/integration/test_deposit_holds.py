@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from kanjo.accounting import ATM_CASH, ensure_chart, gl_account_id
+from kanjo.accounting import ATM_CASH, JPY, ensure_chart, gl_account_id
 from kanjo.business_calendar import BankCalendar
 from kanjo.deposits import (
     Deposits,
@@ -31,7 +31,7 @@ from kanjo.deposits import (
 )
 from kanjo.deposits.overdraft import overdraft_account_id
 from kanjo.kernel.limits import LimitReached
-from kanjo.ledger import Ledger, PendingStatus, verify_ledger
+from kanjo.ledger import Ledger, PendingStatus, Transfer, verify_ledger
 from kanjo.platform import db
 from kanjo.time_deposits import Instruction, TimeDeposits, place_time_deposit, pledges
 
@@ -111,6 +111,53 @@ async def test_a_hold_reserves_then_posts_once(bank: Bank) -> None:
     assert (await _refused(void_hold(bank.deposits, request))).code == "hold_posted"
     page = await statement(bank.deposits, account)
     assert [line.description for line in page][-1] == "カード"
+    await bank.verified()
+
+
+async def test_a_linked_transfer_moves_with_the_post_or_not_at_all(bank: Bank) -> None:
+    """The fee for the cash in the same ledger request as the post: both move once, or the hold is posted alone and
+    the linked transfer does not move (the caller charges it its own way)."""
+    _, account = await bank.account(50_000)
+    _, other = await bank.account(0)
+    request = rid()
+    await place_atm_hold(bank.deposits, request, account, 20_110, timeout_s=60)
+    fee = Transfer(id=rid(), debit_account_id=account, credit_account_id=other, amount=110, ledger=JPY, code=31)
+    posted = await post_hold(bank.deposits, request, 20_000, linked=fee)
+    assert (posted.amount_minor, posted.replayed, posted.linked_moved) == (20_000, False, True)
+    assert (await balance(bank.deposits, account)).balance_minor == 50_000 - 20_000 - 110
+    assert (await balance(bank.deposits, other)).balance_minor == 110
+    again = await post_hold(bank.deposits, request, 20_000, linked=fee)  # the acknowledgement retried
+    assert (again.replayed, again.linked_moved) == (True, True)
+    assert (await balance(bank.deposits, account)).balance_minor == 29_890  # nothing moved twice
+
+    # the linked transfer refused (more than the account has once the cash is out): the hold posts alone
+    request = rid()
+    await place_atm_hold(bank.deposits, request, account, 29_000, timeout_s=60)
+    too_much = Transfer(id=rid(), debit_account_id=account, credit_account_id=other, amount=900, ledger=JPY, code=31)
+    posted = await post_hold(bank.deposits, request, 29_000, linked=too_much)
+    assert (posted.amount_minor, posted.linked_moved) == (29_000, False)
+    assert (await balance(bank.deposits, account)).balance_minor == 890
+    assert (await balance(bank.deposits, other)).balance_minor == 110
+    again = await post_hold(bank.deposits, request, 29_000, linked=too_much)  # a retry: the same answer
+    assert (again.replayed, again.linked_moved) == (True, False)
+    assert (await bank.deposits.ledger.lookup_transfers([too_much.id])) == []
+
+    # a hold posted alone before (an earlier acknowledgement): the chain moves nothing more
+    request = rid()
+    await place_atm_hold(bank.deposits, request, account, 500, timeout_s=60)
+    await post_hold(bank.deposits, request)
+    fee = Transfer(id=rid(), debit_account_id=account, credit_account_id=other, amount=100, ledger=JPY, code=31)
+    late = await post_hold(bank.deposits, request, linked=fee)
+    assert (late.replayed, late.linked_moved) == (True, False)
+    assert (await balance(bank.deposits, account)).balance_minor == 390
+
+    # a voided hold cannot be posted, linked or not, and the linked transfer does not move
+    request = rid()
+    await place_atm_hold(bank.deposits, request, account, 300, timeout_s=60)
+    await void_hold(bank.deposits, request)
+    fee = Transfer(id=rid(), debit_account_id=account, credit_account_id=other, amount=100, ledger=JPY, code=31)
+    assert (await _refused(post_hold(bank.deposits, request, linked=fee))).code == "hold_voided"
+    assert (await balance(bank.deposits, account)).balance_minor == 390
     await bank.verified()
 
 

@@ -43,6 +43,7 @@ class HoldPosted:
     hold_id: int
     amount_minor: int
     replayed: bool = False
+    linked_moved: bool = False  # the transfer linked to the post (post_hold's `linked`) moved with it
 
 
 def hold_id_of(request_id: int) -> int:
@@ -72,15 +73,24 @@ async def hold_status(d: Deposits, request_id: int) -> Hold | None:
     return _hold(records[0].transfer, records[0].pending_status, records[0].expires_at)
 
 
-async def post_hold(d: Deposits, request_id: int, amount_minor: int | None = None) -> HoldPosted:
+async def post_hold(d: Deposits, request_id: int, amount_minor: int | None = None, *,
+                    linked: Transfer | None = None) -> HoldPosted:
     """Post the hold placed by `request_id` (all of it, or `amount_minor` of it: the rest is released). One ledger
     request: the hold's id derives from the request id, and the ledger checks the rest.
+
+    `linked` (a transfer of the caller's, such as the fee for the cash) moves in the same ledger request, as one
+    linked chain with the post: both or neither (`linked_moved`). When the linked transfer is refused, the hold is
+    posted alone and `linked_moved` is False — the caller moves it its own way, or not at all.
 
     Refused with `hold_expired` / `hold_voided` when it can no longer be posted; a retry answers as the first time.
     """
     if amount_minor is not None and amount_minor < 1:
         raise Refused("invalid_amount", "a hold posts at least ¥1")
     hold_id = hold_id_of(request_id)
+    if linked is not None:
+        posted = await _post_linked(d, request_id, hold_id, amount_minor, linked)
+        if posted is not None:
+            return posted
     t = Transfer(id=derived_id(request_id, "hold-post"), pending_id=hold_id, amount=amount_minor or 0,
                  ledger=JPY, flags=int(TransferFlags.POST_PENDING_TRANSFER))
     [outcome] = await d.ledger.create_transfers([t])
@@ -88,6 +98,29 @@ async def post_hold(d: Deposits, request_id: int, amount_minor: int | None = Non
     if result in (R.OK, R.EXISTS):
         return HoldPosted(hold_id, outcome.amount, replayed=result is R.EXISTS)
     if result is R.PENDING_TRANSFER_ALREADY_POSTED:  # posted under another id: answer as it stands
+        records = await d.ledger.lookup_transfer_records([hold_id])
+        return HoldPosted(hold_id, records[0].transfer.amount if records else 0, replayed=True)
+    raise _post_refusal(result)
+
+
+async def _post_linked(d: Deposits, request_id: int, hold_id: int, amount_minor: int | None,
+                       linked: Transfer) -> HoldPosted | None:
+    """The post and `linked` as one chain; None when the chain failed on `linked` (the hold is still to post).
+
+    The chain's post has an id of its own: a failed chain remembers its members' ids, and the hold must stay
+    postable alone under the usual id. The ledger posts a hold once whatever the id (PENDING_TRANSFER_ALREADY_POSTED),
+    and a chain that failed once fails on every retry, so the linked transfer moves at most once either way.
+    """
+    invariant(not linked.flags & int(TransferFlags.LINKED), "the linked transfer ends the chain")
+    post = Transfer(id=derived_id(request_id, "hold-post-linked"), pending_id=hold_id, amount=amount_minor or 0,
+                    ledger=JPY, flags=int(TransferFlags.POST_PENDING_TRANSFER | TransferFlags.LINKED))
+    posted, _ = await d.ledger.create_transfers([post, linked])
+    result = posted.result
+    if result is R.OK or result is R.EXISTS:
+        return HoldPosted(hold_id, posted.amount, replayed=result is R.EXISTS, linked_moved=True)
+    if result is R.LINKED_EVENT_FAILED:  # the linked transfer was refused: post alone
+        return None
+    if result is R.PENDING_TRANSFER_ALREADY_POSTED:  # posted alone before: the caller moves its transfer itself
         records = await d.ledger.lookup_transfer_records([hold_id])
         return HoldPosted(hold_id, records[0].transfer.amount if records else 0, replayed=True)
     raise _post_refusal(result)

@@ -27,9 +27,11 @@ from kanjo.fees.service import (
     RefundReport,
     RefundSelection,
     charge_fee,
+    charge_transfer,
     derived_id,
     fee_context,
     quote,
+    record_charge,
     refund_fees,
 )
 from kanjo.fees.verify import verify_fees
@@ -56,12 +58,14 @@ __all__ = [
     "Rule",
     "Tariff",
     "charge_fee",
+    "charge_transfer",
     "check_plausible",
     "day_type_of",
     "derived_id",
     "fee_context",
     "quote",
     "quote_fee",
+    "record_charge",
     "refund_fees",
     "verify_fees",
 ]

@@ -114,6 +114,32 @@ class ChargedFee:
 async def charge_fee(f: Fees, request_id: int, account_id: int, fee: FeeQuote,
                      at: dt.datetime | None = None) -> ChargedFee | None:
     """Debit the customer's ordinary or current account, credit fee income. None when the quote is ¥0."""
+    t = await charge_transfer(f, request_id, account_id, fee)
+    if t is None:
+        return None
+    t.business_date = f.business_date()
+    # The ledger tells a first charge from a retry (its transfer id derives from the request): only a retry reads
+    # the charge's record; another amount or account under the same request is the ledger's exists_with_different_.
+    [outcome] = await f.ledger.create_transfers([t])
+    if outcome.result is not R.OK and outcome.result is not R.EXISTS \
+            and outcome.result is not R.EXISTS_WITH_DIFFERENT_BUSINESS_DATE:
+        raise _refusal(outcome.result, fee.amount_minor)
+    if outcome.result is R.EXISTS_WITH_DIFFERENT_BUSINESS_DATE:  # a retry on a later business date
+        [posted] = await f.ledger.lookup_transfers([t.id])
+        t.business_date = posted.business_date  # the ledger compares the rest as first booked
+        [outcome] = await f.ledger.create_transfers([t])
+        if outcome.result is not R.EXISTS:
+            raise _refusal(outcome.result, fee.amount_minor)
+    invariant(outcome.amount == fee.amount_minor, "the ledger moved exactly the fee")
+    return await record_charge(f, request_id, account_id, fee, t.id, replayed=outcome.result is R.EXISTS, at=at)
+
+
+async def charge_transfer(f: Fees, request_id: int, account_id: int, fee: FeeQuote, *,
+                          leg: str = "charge") -> Transfer | None:
+    """The ledger transfer that charges `fee` for `request_id` (None when the quote is ¥0), for a caller that moves
+    it in a ledger request of its own making — in a linked chain with the movement the fee is for — and then
+    calls record_charge. `leg` names the transfer: one request may move its fee under one leg only. Refused
+    (FeeImplausible, Refused) before any money moves, as charge_fee."""
     try:
         check_plausible(f.tariff, fee.rule_id, fee.amount_minor)
     except FeeImplausible as e:
@@ -121,23 +147,24 @@ async def charge_fee(f: Fees, request_id: int, account_id: int, fee: FeeQuote,
         raise
     if fee.amount_minor == 0:
         return None
+    invariant(f.tariff.rule(fee.rule_id) is not None, "a plausible quote names a rule of the tariff")
+    if await _account_code(f, account_id) not in CHARGEABLE_CODES:
+        raise Refused("unknown_account", f"no ordinary or current deposit account {uuid.UUID(int=account_id)}")
+    return Transfer(id=derived_id(request_id, leg), debit_account_id=account_id,
+                    credit_account_id=gl_account_id(FEE_INCOME), amount=fee.amount_minor, ledger=JPY, code=FEE_CODE,
+                    user_data_128=derived_id(request_id, "fee"))
+
+
+async def record_charge(f: Fees, request_id: int, account_id: int, fee: FeeQuote, transfer_id: int, *,
+                        replayed: bool, at: dt.datetime | None = None) -> ChargedFee:
+    """Record the charge the ledger just moved by `transfer_id` (OK), or answer a retry of it (EXISTS: `replayed`) —
+    recording it then if its record was lost, booked on the date the ledger booked it."""
     rule = f.tariff.rule(fee.rule_id)
     invariant(rule is not None, "a plausible quote names a rule of the tariff")
     assert rule is not None
-    if await _account_code(f, account_id) not in CHARGEABLE_CODES:
-        raise Refused("unknown_account", f"no ordinary or current deposit account {uuid.UUID(int=account_id)}")
-    fee_id, transfer_id = derived_id(request_id, "fee"), derived_id(request_id, "charge")
-    t = Transfer(id=transfer_id, debit_account_id=account_id, credit_account_id=gl_account_id(FEE_INCOME),
-                 amount=fee.amount_minor, ledger=JPY, code=FEE_CODE, user_data_128=fee_id,
-                 business_date=f.business_date())
-    # The ledger tells a first charge from a retry (its transfer id derives from the request): only a retry reads
-    # the charge's record; another amount or account under the same request is the ledger's exists_with_different_.
-    [outcome] = await f.ledger.create_transfers([t])
-    if outcome.result is not R.OK and outcome.result is not R.EXISTS \
-            and outcome.result is not R.EXISTS_WITH_DIFFERENT_BUSINESS_DATE:
-        raise _refusal(outcome.result, fee.amount_minor)
-    booked_on = t.business_date
-    if outcome.result is not R.OK:  # a retry, perhaps on a later business date
+    fee_id = derived_id(request_id, "fee")
+    booked_on = f.business_date()
+    if replayed:
         async with f.pool.acquire() as conn:
             done = await store.charge_by_request(conn, request_id)
         if done is not None:
@@ -145,18 +172,11 @@ async def charge_fee(f: Fees, request_id: int, account_id: int, fee: FeeQuote,
                                                                                 fee.rule_id):
                 raise Refused("request_reused", "this request id already charged another fee or account")
             return ChargedFee(done["fee_id"], done["transfer_id"], account_id, fee.amount_minor, fee.rule_id, True)
-        [posted] = await f.ledger.lookup_transfers([transfer_id])  # the charge's record was lost: the first
-        booked_on = posted.business_date  # posting's date, and the ledger compares the rest as first booked
-        if outcome.result is R.EXISTS_WITH_DIFFERENT_BUSINESS_DATE:
-            t.business_date = booked_on
-            [outcome] = await f.ledger.create_transfers([t])
-            if outcome.result is not R.EXISTS:
-                raise _refusal(outcome.result, fee.amount_minor)
-    invariant(outcome.amount == fee.amount_minor, "the ledger moved exactly the fee")
+        [posted] = await f.ledger.lookup_transfers([transfer_id])  # the charge's record was lost
+        booked_on = posted.business_date or booked_on
     await f.grouped.insert_charge(ChargeIn(fee_id, request_id, transfer_id, account_id, fee.amount_minor, fee.rule_id,
-                                           rule.channel.value, fee.reason, at or f.now(),
-                                           booked_on or f.business_date()))
-    return ChargedFee(fee_id, transfer_id, account_id, fee.amount_minor, fee.rule_id, outcome.result is R.EXISTS)
+                                           rule.channel.value, fee.reason, at or f.now(), booked_on))
+    return ChargedFee(fee_id, transfer_id, account_id, fee.amount_minor, fee.rule_id, replayed)
 
 
 async def _account_code(f: Fees, account_id: int) -> int | None:

@@ -30,7 +30,9 @@ from kanjo.channels.atm.operations import charge
 from kanjo.channels.atm.service import FEE_CHANNEL_OF, AtmChannel, Reply
 from kanjo.deposits import Refused as DepositRefused
 from kanjo.deposits import derived_id, place_atm_hold, post_atm_withdrawal, post_hold, void_hold
-from kanjo.fees import FeeQuote, Kind, quote
+from kanjo.fees import FeeImplausible, FeeQuote, Kind, charge_transfer, quote, record_charge
+from kanjo.fees import Refused as FeeRefused
+from kanjo.ledger import Transfer
 
 log = structlog.get_logger("kanjo.atm")
 
@@ -90,13 +92,31 @@ async def settle_authorised(ch: AtmChannel, kind: MachineKind, w: store.CashItem
         await ch.call(kind, "deposits", "void", lambda: void_hold(ch.deposits, request_id))
         await ch.call(kind, "cards", "release", lambda: release_daily_amount(ch.cards, request_id))
         return approved("voided")
+    fee = _fee(w)
+    linked = await _fee_transfer(ch, request_id, w.account_id, fee)
     try:
-        await ch.call(kind, "deposits", "post", lambda: post_hold(ch.deposits, request_id, dispensed_minor))
+        posted = await ch.call(kind, "deposits", "post", lambda: post_hold(ch.deposits, request_id, dispensed_minor,
+                                                                           linked=linked))
     except DepositRefused as e:
         log.warning("atm_hold_lapsed", atm=w.atm_id, journal_no=w.journal_no, reason=e.code)
         return None
-    await charge(ch, kind, request_id, w.account_id, _fee(w))
+    if linked is not None and posted.linked_moved:
+        await ch.call(kind, "fees", "record", lambda: record_charge(ch.fees, request_id, w.account_id, fee, linked.id,
+                                                                    replayed=posted.replayed))
+    else:
+        await charge(ch, kind, request_id, w.account_id, fee)
     return approved("posted")
+
+
+async def _fee_transfer(ch: AtmChannel, request_id: int, account_id: int, fee: FeeQuote) -> Transfer | None:
+    """The fee's transfer, to move in one ledger request with the post (one round of the ledger fewer on the
+    acknowledgement); None for no fee, or one the fees product refuses — then charge() deals with it as before."""
+    if not fee.amount_minor:
+        return None
+    try:
+        return await charge_transfer(ch.fees, request_id, account_id, fee, leg="charge-with-cash")
+    except (FeeRefused, FeeImplausible):
+        return None
 
 
 Resolve = Callable[[AtmChannel, asyncpg.Connection, MachineKind, store.CashItem, JournalOutcome, int], Awaitable[str]]
