@@ -9,6 +9,8 @@ import asyncio
 from typing import Any
 
 from kanjo.cards import set_daily_limit
+from kanjo.channels.atm.model import request_id_of
+from kanjo.deposits import void_hold
 from kanjo.kernel import new_id
 from tests.integration.test_atm_channel import Atm, atm  # noqa: F401  (the fixture)
 
@@ -61,4 +63,43 @@ async def test_a_cards_daily_limit_holds_when_its_withdrawals_arrive_together(at
     assert await atm.balance(3) == 300_000 - 50_000
     _, inquiry, _ = await atm.send("inquiry", card=card)
     assert inquiry["available_minor"] == inquiry["balance_minor"]  # no hold of a refused withdrawal stays
+    await atm.books_ok()
+
+
+async def test_a_withdrawal_over_the_daily_limit_leaves_no_hold(atm: Atm) -> None:  # noqa: F811
+    """The daily limit and the funds are checked side by side: the hold placed for a withdrawal the limit refuses is
+    voided before the answer."""
+    cards = atm.app.state.bank.cards
+    card = atm.card(2)
+    row = await cards.grouped.card_by_number(card["number"])
+    await set_daily_limit(cards, new_id(), row.card_id, 30_000, "ops-1", "a customer's own lower limit")
+    _, body, _ = await atm.send("withdrawal", card=card, amount_minor=40_000)
+    assert (body["result"], body["code"], body["card_action"]) == ("refused", "daily_limit_exceeded", "return")
+    _, inquiry, _ = await atm.send("inquiry", card=card)
+    assert inquiry["available_minor"] == inquiry["balance_minor"] == 300_000
+    await atm.books_ok()
+
+
+async def test_a_retry_after_its_hold_lapsed_is_refused_and_gives_everything_back(atm: Atm) -> None:  # noqa: F811
+    """A device resending a withdrawal whose first processing died before its answer was recorded, after the hold it
+    placed was let go: refused (hold_lapsed), nothing held, the daily limit given back — never approved without a
+    hold."""
+    cards = atm.app.state.bank.cards
+    card = atm.card(1)
+    row = await cards.grouped.card_by_number(card["number"])
+    await set_daily_limit(cards, new_id(), row.card_id, 50_000, "ops-1", "a customer's own lower limit")
+    _, first, no = await atm.send("withdrawal", card=card, amount_minor=40_000)
+    assert first["result"] == "approved"
+    channel = atm.app.state.atm
+    async with channel.pool.acquire() as conn:  # as if its process had died before recording the answer, long ago
+        await conn.execute("UPDATE atm.transactions SET state = 'processing', answer = NULL,"
+                           " updated_at = now() - interval '1 hour' WHERE atm_id = 'A0001' AND journal_no = $1", no)
+    channel.awaiting.take("A0001", no, "withdrawal")
+    await void_hold(atm.app.state.bank.deposits, request_id_of("A0001", no))  # and its hold let go since
+    _, again, _ = await atm.send("withdrawal", journal_no=no, card=card, amount_minor=40_000)
+    assert (again["result"], again["code"], again["card_action"]) == ("refused", "hold_lapsed", "return")
+    _, inquiry, _ = await atm.send("inquiry", card=card)
+    assert inquiry["available_minor"] == inquiry["balance_minor"] == 300_000
+    _, full, _ = await atm.send("withdrawal", card=card, amount_minor=50_000)  # the whole limit is there again
+    assert full["result"] == "approved"
     await atm.books_ok()

@@ -5,6 +5,7 @@ guess. Nothing is final without the device's acknowledgement (DESIGN §1.4)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from kanjo.cards import release_daily_amount, reserve_daily_amount, verify_card
+from kanjo.cards import CardRefused, release_daily_amount, reserve_daily_amount, verify_card
 from kanjo.channels.atm import store
 from kanjo.channels.atm.acknowledgement import AckRules, acknowledge_item, settle_doubt
 from kanjo.channels.atm.limits import HOLD_MARGIN_S
@@ -28,11 +29,11 @@ from kanjo.channels.atm.model import (
 )
 from kanjo.channels.atm.operations import charge
 from kanjo.channels.atm.service import FEE_CHANNEL_OF, AtmChannel, Reply
+from kanjo.deposits import Hold, derived_id, place_atm_hold, post_atm_withdrawal, post_hold, void_hold
 from kanjo.deposits import Refused as DepositRefused
-from kanjo.deposits import derived_id, place_atm_hold, post_atm_withdrawal, post_hold, void_hold
 from kanjo.fees import FeeImplausible, FeeQuote, Kind, charge_transfer, quote, record_charge
 from kanjo.fees import Refused as FeeRefused
-from kanjo.ledger import Transfer
+from kanjo.ledger import PendingStatus, Transfer
 
 log = structlog.get_logger("kanjo.atm")
 
@@ -44,15 +45,27 @@ async def authorise(ch: AtmChannel, kind: MachineKind, request_id: int, card_num
                                 "amount_minor": amount_minor}
     fee = quote(ch.fees, FEE_CHANNEL_OF[kind], Kind.WITHDRAWAL, amount_minor, ch.now())
     today = ch.business_date()
-    await ch.call(kind, "cards", "reserve", lambda: reserve_daily_amount(ch.cards, request_id, holder.card_id, today,
-                                                                         amount_minor))
-    try:
-        await ch.call(kind, "deposits", "hold", lambda: place_atm_hold(
+    # The daily limit and the funds are checked side by side (one round fewer on the busiest message). A hold placed
+    # for a withdrawal the daily limit refuses is voided at once; a reservation for one the funds refuse is given
+    # back. A system error on either leaves both for the retry, which finds them by the request id.
+    reserved, held = await asyncio.gather(
+        ch.call(kind, "cards", "reserve", lambda: reserve_daily_amount(ch.cards, request_id, holder.card_id, today,
+                                                                       amount_minor)),
+        ch.call(kind, "deposits", "hold", lambda: place_atm_hold(
             ch.deposits, request_id, holder.account_id, amount_minor + fee.amount_minor,
-            ch.ack_timeout_s + HOLD_MARGIN_S))
-    except DepositRefused as e:
+            ch.ack_timeout_s + HOLD_MARGIN_S)),
+        return_exceptions=True)
+    if isinstance(reserved, CardRefused) and isinstance(held, Hold):
+        await ch.call(kind, "deposits", "void", lambda: void_hold(ch.deposits, request_id))
+    if isinstance(reserved, BaseException):
+        raise reserved
+    if isinstance(held, DepositRefused) or (isinstance(held, Hold) and held.status is not PendingStatus.PENDING):
         await ch.call(kind, "cards", "release", lambda: release_daily_amount(ch.cards, request_id))
-        return refused(e.code, str(e)), recorded
+        if isinstance(held, DepositRefused):
+            return refused(held.code, str(held)), recorded
+        return refused("hold_lapsed", "a retry after this request's hold was let go"), recorded
+    if isinstance(held, BaseException):
+        raise held
     deadline = ch.now() + dt.timedelta(seconds=ch.ack_timeout_s)
     # No balance on this answer: two more queries on the busiest message; the receipt's balance is an inquiry away.
     fields: dict[str, Any] = {"dispense_minor": amount_minor, "fee_minor": fee.amount_minor,

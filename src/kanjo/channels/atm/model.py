@@ -109,6 +109,7 @@ SCREEN_TEXT: dict[str, str] = {
     "unknown_transaction": "お取引が見つかりません。",
     "not_offered_here": "このATMではお取扱いできないお取引です。当行ATMをご利用ください。",
     "request_reused": "お取引番号が重複しています。",
+    "hold_lapsed": "お取引の時間が過ぎました。もう一度お取引ください。",
     "unavailable": "ただいまこのお取引はご利用いただけません。カードをお返しします。",
     "busy": "ただいま混み合っています。しばらくしてからご利用ください。カードをお返しします。",
 }
