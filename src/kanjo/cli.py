@@ -225,13 +225,16 @@ def bench_atm(
     cards: Annotated[int, typer.Option(min=2, max=1_000_000, help="customers with a cash card")] = 10_000,
     scenarios: Annotated[str, typer.Option(help="comma-separated: atm,atm-withdrawals,atm-time-deposit-down")] = (
         "atm,atm-withdrawals,atm-time-deposit-down"),
+    warmup_seconds: Annotated[float, typer.Option(
+        min=0, max=3600, help="load at the same rate before each scenario's seconds; its latencies reported apart",
+    )] = 5.0,
 ) -> None:
     """ATM fleet against kanjo (simulator in its own process): p99 end to end, system errors, cards retained."""
     from kanjo.bench import run_atm_bench
 
     _bench(lambda server_dsn: run_atm_bench(
         dsn=server_dsn, atms=atms, rate=rate, seconds=seconds, cards=cards, scenarios=_names(scenarios),
-        emit=_emit_line))
+        emit=_emit_line, warmup_seconds=warmup_seconds))
 
 
 @bench_app.command("month-end")

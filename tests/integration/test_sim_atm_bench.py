@@ -23,7 +23,7 @@ async def test_every_scenario_reports_verified_books_and_no_system_errors(
     emitted: list[dict[str, Any]] = []
     try:
         returned = await run_atm_bench(dsn=pg_server_dsn, atms=20, rate=40.0, seconds=3.0, cards=40,
-                                       emit=emitted.append, database=database)
+                                       emit=emitted.append, database=database, warmup_seconds=0.0)
     finally:
         conn = await asyncpg.connect(pg_server_dsn)
         try:
@@ -42,6 +42,7 @@ async def test_every_scenario_reports_verified_books_and_no_system_errors(
         assert result["transactions"]["unfinished"] == 0, result
         assert result["withdrawals_per_s_offered"] == 40.0
         assert result["latency_ms_by_message"]["withdrawal"]["count"] == 120  # open loop: every one was sent
+        assert (result["warmup_s"], result["warmup_withdrawals"]) == (0.0, 0)  # no warm-up asked
         assert result["system_errors_by_operation"].get("withdrawal", 0) == 0
         assert result["withdrawal_ack_codes"].get("posted", 0) > 0, result
         assert result["reconciliation"]["errors"] == 0 and result["reconciliation"]["breaks"] == 0, result

@@ -530,6 +530,19 @@ async def test_journal_upload_pages_the_cash_entries_and_sums_the_answers() -> N
     assert fleet.journal_no_next == 2_503
 
 
+async def test_a_warm_up_is_load_like_the_rest_with_its_latencies_reported_apart() -> None:
+    async with bank() as server:
+        fleet, report = await run(config(seconds=0.2, warmup_s=0.2), server)
+    assert report["transactions"] == {"scheduled": 8, "completed": 8, "abandoned": 0, "unfinished": 0}
+    assert report["withdrawals"]["ack_codes"] == {"posted": 8}  # every transaction counts, warm-up or not
+    assert report["latency_ms"]["withdrawal_end_to_end"]["count"] == 4  # the measured window's only
+    assert report["latency_ms"]["withdrawal"]["count"] == 4
+    assert report["warmup_latency_ms"]["withdrawal_end_to_end"]["count"] == 4
+    assert report["warmup_s"] == 0.2
+    with pytest.raises(ValueError, match="warmup_s"):
+        config(warmup_s=-1)
+
+
 async def test_a_fleet_runs_once_and_tells_where_the_next_run_continues() -> None:
     async with bank() as server:
         fleet, _ = await run(config(atms=1, seconds=0.1), server)

@@ -45,6 +45,7 @@ ATMS_MAX = 100_000
 RATE_PER_S_MAX = 5_000.0
 CARDS_MAX = 1_000_000
 SECONDS_MAX = 3_600.0
+WARMUP_SECONDS = 5.0  # a warm-up at the same rate before each measured window (see run_atm_bench)
 BALANCE_MINOR = 10_000_000  # ¥10M a customer: a run never empties an account, refusals stay rare
 PAGE_MAX = 1_000  # ATMs registered and customers seeded per request (the server's limit)
 LATENCY_MS_P99_TARGET = 50.0
@@ -60,9 +61,17 @@ class EndpointMissing(RuntimeError):
 
 async def run_atm_bench(*, dsn: str, atms: int = 1_000, rate: float = 500.0, seconds: float = 30.0,
                         cards: int = 10_000, scenarios: Sequence[str] = SCENARIOS, emit: Emit,
-                        database: str = BENCH_DATABASE, seed: int = SEED) -> list[dict[str, Any]]:
-    """Run the scenarios against a fresh database `database` on the server at `dsn`; emit one object each."""
+                        database: str = BENCH_DATABASE, seed: int = SEED,
+                        warmup_seconds: float = WARMUP_SECONDS) -> list[dict[str, Any]]:
+    """Run the scenarios against a fresh database `database` on the server at `dsn`; emit one object each.
+
+    Each scenario first runs `warmup_seconds` at the same rate (a server just started: its pools open, its caches
+    fill, each account's first movement of the day writes its activity date); those withdrawals count in every
+    figure but the latency percentiles, which are of the `seconds` after — the warm-up's own are reported beside
+    them (`warmup_latency_ms_*`)."""
     _check_arguments(atms, rate, seconds, cards, scenarios, database)
+    if not 0 <= warmup_seconds <= SECONDS_MAX:
+        raise ValueError(f"warmup_seconds must be in [0, {SECONDS_MAX:,.0f}]")
     _log_to_stderr()
     wanted = [name for name in SCENARIOS if name in scenarios]
     bench_dsn = await _fresh_database(dsn, database)
@@ -78,7 +87,8 @@ async def run_atm_bench(*, dsn: str, atms: int = 1_000, rate: float = 500.0, sec
             journal_from = 1
             for index, name in enumerate(wanted):
                 result, journal_from = await _scenario(name, port, cards_path, seeded, atms=atms, rate=rate,
-                                                       seconds=seconds, seed=seed + index, journal_from=journal_from)
+                                                       seconds=seconds, seed=seed + index, journal_from=journal_from,
+                                                       warmup_seconds=warmup_seconds)
                 result["durability"] = durability
                 results.append(result)
                 emit(result)
@@ -179,7 +189,8 @@ async def seed_atm_bank(port: int, cards: int, atms: int, *,
 # -- one scenario ----------------------------------------------------------------------------------
 
 async def _scenario(name: str, port: int, cards_path: Path, cards: list[dict[str, Any]], *, atms: int, rate: float,
-                    seconds: float, seed: int, journal_from: int) -> tuple[dict[str, Any], int]:
+                    seconds: float, seed: int, journal_from: int,
+                    warmup_seconds: float = 0.0) -> tuple[dict[str, Any], int]:
     """(the scenario's result, where the next scenario's journal numbers start)."""
     down = DOWN_PRODUCTS.get(name)
     if down:  # each call on a fresh connection: the server drops keep-alive connections idle through a run
@@ -190,7 +201,8 @@ async def _scenario(name: str, port: int, cards_path: Path, cards: list[dict[str
         _progress(f"{name}: {atms:,} ATMs offering {rate:,} withdrawals/s for {seconds} s; load average"
                   f" {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
         report = await _simulate(port, cards_path, atms=atms, rate=rate, seconds=seconds, seed=seed,
-                                 journal_from=journal_from, mix=MIXES.get(name) or _mix_for(cards))
+                                 journal_from=journal_from, mix=MIXES.get(name) or _mix_for(cards),
+                                 warmup_seconds=warmup_seconds)
     finally:
         if down:
             async with _api(port) as api:
@@ -219,11 +231,13 @@ def _mix_for(cards: list[dict[str, Any]]) -> str | None:
 
 
 async def _simulate(port: int, cards_path: Path, *, atms: int, rate: float, seconds: float, seed: int,
-                    journal_from: int, mix: str | None) -> dict[str, Any]:
+                    journal_from: int, mix: str | None, warmup_seconds: float = 0.0) -> dict[str, Any]:
     """`python -m kanjo.sim atm … --json` as a child process; its report (its progress goes to our stderr)."""
     command = [sys.executable, "-m", "kanjo.sim", "atm", "--port", str(port), "--atms", str(atms),
                "--rate", str(rate), "--seconds", str(seconds), "--cards", str(cards_path), "--seed", str(seed),
-               "--journal-from", str(journal_from), "--upload-journal", "--json"]
+               "--journal-from", str(journal_from), "--upload-journal", "--json",
+               "--warmup-seconds", str(warmup_seconds)]
+    seconds += warmup_seconds
     if mix is not None:
         command += ["--mix", mix]
     process = await asyncio.create_subprocess_exec(*command, stdin=asyncio.subprocess.DEVNULL,
@@ -247,6 +261,7 @@ def scenario_result(scenario: str, report: dict[str, Any], *, verified: bool,
     """The bench's line for one scenario, from the simulator's report. Operations whose product is down on purpose
     are left out of `system_errors` (their refusals are the point) and counted in `unavailable_while_down`."""
     e2e = report["latency_ms"]["withdrawal_end_to_end"]
+    warmup = report.get("warmup_latency_ms", {}).get("withdrawal_end_to_end", {})
     by_operation: dict[str, int] = report["system_errors_by_operation"]
     system_errors = sum(n for op, n in by_operation.items() if op not in down_operations)
     result: dict[str, Any] = {
@@ -258,6 +273,9 @@ def scenario_result(scenario: str, report: dict[str, Any], *, verified: bool,
         "operations_per_s_achieved": report["achieved"]["operations_per_s"],
         "latency_ms_p50": e2e["p50"], "latency_ms_p99": e2e["p99"], "latency_ms_max": e2e["max"],
         "withdrawals_measured": e2e["count"],
+        "warmup_s": report.get("warmup_s", 0.0),
+        "warmup_latency_ms_p50": warmup.get("p50"), "warmup_latency_ms_p99": warmup.get("p99"),
+        "warmup_latency_ms_max": warmup.get("max"), "warmup_withdrawals": warmup.get("count", 0),
         "latency_ms_by_message": {k: v for k, v in report["latency_ms"].items() if k != "withdrawal_end_to_end"},
         "system_errors": system_errors, "system_errors_by_operation": by_operation,
         "results_by_operation": {op: detail["results"]

@@ -81,7 +81,7 @@ class Device:
         card = self.config.cards[planned.card_index]
         message = MESSAGE_OF[planned.operation]
         reply = await self._deliver(message, self._body(atm, planned, card), scheduled_at,
-                                    self.config.retries_max, rng)
+                                    self.config.retries_max, rng, warmup=self._warming(planned))
         verdict = self._judge(planned.operation, reply)
         return self._entry(planned, card, verdict.outcome, verdict, scheduled_at), verdict.system_error
 
@@ -91,7 +91,7 @@ class Device:
         failure) and acknowledged. Without an acceptance the notes go back to the customer."""
         card = self.config.cards[planned.card_index]
         reply = await self._deliver(Message.DEPOSIT, self._body(atm, planned, card), scheduled_at,
-                                    self.config.retries_max, rng)
+                                    self.config.retries_max, rng, warmup=self._warming(planned))
         verdict = self._judge(Operation.DEPOSIT, reply)
         if verdict.outcome is not Outcome.APPROVED:  # the notes are given back
             return await self._not_approved(atm, planned, card, reply, verdict, scheduled_at, rng)
@@ -113,7 +113,7 @@ class Device:
         withdrawal's latency end to end is scheduled start → the ack's answer − dispensing."""
         card = self.config.cards[planned.card_index]
         reply = await self._deliver(MESSAGE_OF[planned.operation], self._body(atm, planned, card), scheduled_at,
-                                    self.config.retries_max, rng)
+                                    self.config.retries_max, rng, warmup=self._warming(planned))
         verdict = self._judge(planned.operation, reply)
         if verdict.outcome is not Outcome.APPROVED:
             return await self._not_approved(atm, planned, card, reply, verdict, scheduled_at, rng)
@@ -122,8 +122,9 @@ class Device:
         ack_code, ack_answered = await self._acknowledge(atm, planned, dispensed_minor, rng)
         if ack_answered and planned.operation is Operation.WITHDRAWAL:
             dispensing_s = self.config.dispense_delay_ms / 1000
-            self.tally.withdrawal_end_to_end_us.append(
-                round((time.perf_counter() - scheduled_at - dispensing_s) * 1_000_000))
+            latencies = self.tally.warmup_end_to_end_us if self._warming(planned) \
+                else self.tally.withdrawal_end_to_end_us
+            latencies.append(round((time.perf_counter() - scheduled_at - dispensing_s) * 1_000_000))
         outcome = Outcome.DISPENSED if dispensed_minor else Outcome.NOT_DISPENSED
         entry = self._entry(planned, card, outcome, verdict, scheduled_at)
         entry.dispensed_minor, entry.ack_code = dispensed_minor, ack_code
@@ -161,7 +162,8 @@ class Device:
         message = ACK_OF[operation]
         field_name = "stored_minor" if operation is Operation.DEPOSIT else "dispensed_minor"
         body = {"atm_id": atm.atm_id, "journal_no": planned.journal_no, field_name: moved_minor}
-        reply = await self._deliver(message, body, time.perf_counter(), self.config.ack_retries_max, rng)
+        reply = await self._deliver(message, body, time.perf_counter(), self.config.ack_retries_max, rng,
+                                    warmup=self._warming(planned))
         codes = self.tally.ack_codes_of(operation)
         if reply.business:
             assert reply.answer is not None
@@ -193,9 +195,14 @@ class Device:
             body["term_months"] = planned.term_months
         return body
 
+    def _warming(self, planned: Planned) -> bool:
+        """Scheduled in the warm-up: counted in everything but the latencies (which are reported apart)."""
+        return planned.scheduled_s < self.config.warmup_s
+
     async def _deliver(self, message: Message, body: dict[str, Any], intended_at: float, resends_max: int,
-                       rng: random.Random | None) -> Reply:
-        """Send until a reply that is not to be resent, or the bound; latency runs from `intended_at`."""
+                       rng: random.Random | None, *, warmup: bool = False) -> Reply:
+        """Send until a reply that is not to be resent, or the bound; latency runs from `intended_at` (kept apart
+        for a transaction of the warm-up)."""
         raw = self.link.request(PATHS[message], body)
         when_unavailable = message in ACK_OF.values()
         for attempt in range(resends_max + 1):
@@ -207,7 +214,7 @@ class Device:
         answered_at = time.perf_counter()
         if reply.status is None:
             self.tally.unanswered[message] += 1
-        else:
+        elif not warmup:
             self.tally.latency(message, answered_at - intended_at)
             self.tally.answered_at = max(self.tally.answered_at, answered_at)
         return reply

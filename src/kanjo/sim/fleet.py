@@ -58,7 +58,7 @@ class Fleet:
                     faults=config.faults, started_at=start)
         device = Device(config, link, self.tally, started_at=start)
         try:
-            async with asyncio.timeout(START_DELAY_S + config.seconds + self.drain_s):
+            async with asyncio.timeout(START_DELAY_S + config.warmup_s + config.seconds + self.drain_s):
                 async with asyncio.TaskGroup() as group:
                     await self._schedule(group, device, start)
         except TimeoutError:
@@ -66,7 +66,7 @@ class Fleet:
         finally:
             await link.close()
         # the offered window, or up to the last answer when that came later: achieved ≤ offered when all is answered
-        elapsed_s = max(config.seconds, self.tally.answered_at - start)
+        elapsed_s = max(config.warmup_s + config.seconds, self.tally.answered_at - start)
         unfinished = config.transactions - self.tally.completed() - sum(self.tally.abandoned.values())
         return build_report(config, self.tally, self.atms, elapsed_s=elapsed_s, faults=link.counters.as_dict(),
                             unfinished=unfinished)

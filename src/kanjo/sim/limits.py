@@ -27,6 +27,11 @@ REQUEST_TIMEOUT_MS_MAX = limits.declare(
     "sim_request_timeout_ms_max", 120_000, "ms",
     "the longest a device waits for one answer; a customer does not stand at a machine longer",
 ).maximum
+WARMUP_S_MAX = limits.declare(
+    "sim_warmup_s_max", 600, "s",
+    "a run's warm-up (load at the same rate whose latencies are reported apart): enough for caches, pools and"
+    " the day's first touch of every account; longer is a run of its own",
+).maximum
 CARDS_MAX = limits.declare(
     "sim_cards_max", 1_000_000, "cards", "cards the fleet holds in memory to draw customers from",
 ).maximum

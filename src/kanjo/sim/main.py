@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     atm.add_argument("--atms", type=int, default=1000)
     atm.add_argument("--rate", type=float, default=500.0, help="offered withdrawals per second (the fleet's total)")
     atm.add_argument("--seconds", type=float, default=30.0)
+    atm.add_argument("--warmup-seconds", type=float, default=0.0,
+                     help="load at the same rate before the measured seconds; its latencies are reported apart")
     atm.add_argument("--cards", type=Path, required=True, help="JSON file of cards (card_number, pin, account_id, …)")
     atm.add_argument("--seed", type=int, default=1)
     atm.add_argument("--json", action="store_true", help="the report as one JSON object (the only format)")
@@ -74,7 +76,7 @@ def config_from_args(args: argparse.Namespace) -> FleetConfig:
         seed=args.seed, wrong_pin_share=args.wrong_pin_share, request_timeout_ms=args.timeout_ms,
         retries_max=args.retries, ack_retries_max=args.ack_retries, dispense_delay_ms=args.dispense_delay_ms,
         dispense_failure_share=args.dispense_failure_share, connections=args.connections, faults=faults,
-        journal_no_first=args.journal_from, atm_id_prefix=args.atm_prefix, **extra,
+        journal_no_first=args.journal_from, atm_id_prefix=args.atm_prefix, warmup_s=args.warmup_seconds, **extra,
     )
 
 
@@ -82,7 +84,8 @@ async def simulate_atms(config: FleetConfig, *, host: str, port: int, upload_jou
     """One run of the fleet (and its journal upload); the report, with where the next run's journal numbers start."""
     fleet = Fleet(config)
     _progress(f"{config.atms:,} ATMs offering {config.withdrawals_per_s:,} withdrawals/s"
-              f" ({config.operations_per_s:,.1f} transactions/s) for {config.seconds} s to {host}:{port}")
+              f" ({config.operations_per_s:,.1f} transactions/s) for {config.seconds} s"
+              f"{f' after a warm-up of {config.warmup_s:g} s' if config.warmup_s else ''} to {host}:{port}")
     report = await fleet.run(host, port)
     _progress(f"run: {report['transactions']['completed']:,} transactions, {report['system_errors']:,} system errors,"
               f" withdrawal p99 {report['latency_ms']['withdrawal_end_to_end']['p99']} ms end to end")

@@ -20,6 +20,7 @@ from kanjo.sim.limits import (
     JOURNAL_NO_MAX,
     REQUEST_TIMEOUT_MS_MAX,
     RETRIES_MAX,
+    WARMUP_S_MAX,
 )
 
 CARD_NUMBER = re.compile(r"^[0-9]{16}$")
@@ -249,6 +250,7 @@ class FleetConfig:
     faults: FaultPlan = field(default_factory=FaultPlan)
     journal_no_first: int = 1
     atm_id_prefix: str = "SIM"
+    warmup_s: float = 0.0  # a first stretch at the same rate, before `seconds`: its latencies are reported apart
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cards", tuple(self.cards))
@@ -283,6 +285,8 @@ class FleetConfig:
     def _check_rates(self) -> None:
         if not (self.withdrawals_per_s > 0 and self.seconds > 0):
             raise ValueError("withdrawals_per_s and seconds must be positive")
+        if not 0 <= self.warmup_s <= WARMUP_S_MAX:
+            raise ValueError(f"warmup_s must be 0..{WARMUP_S_MAX:g}")
         if any(weight < 0 for _, weight in self.mix) or self.weights.get(Operation.WITHDRAWAL, 0) <= 0:
             raise ValueError("the mix's weights are not negative and withdrawals have a positive weight")
         if not 1 <= self.request_timeout_ms <= REQUEST_TIMEOUT_MS_MAX:
@@ -304,7 +308,7 @@ class FleetConfig:
 
     @property
     def transactions(self) -> int:
-        return max(1, round(self.operations_per_s * self.seconds))
+        return max(1, round(self.operations_per_s * (self.warmup_s + self.seconds)))
 
     @property
     def request_timeout_s(self) -> float:

@@ -52,6 +52,7 @@ class Tally:
     retain_asked_on_system_error: int = 0  # a non-200 answer said retain: the device returned the card anyway
     latency_us: dict[str, array.array[int]] = field(default_factory=lambda: collections.defaultdict(_latencies))
     withdrawal_end_to_end_us: array.array[int] = field(default_factory=_latencies)  # loan draws not among them
+    warmup_end_to_end_us: array.array[int] = field(default_factory=_latencies)  # withdrawals of the warm-up
     withdrawals: CashOutTally = field(default_factory=CashOutTally)
     loan_draws: CashOutTally = field(default_factory=CashOutTally)
     deposits_stored: int = 0
@@ -105,7 +106,8 @@ def build_report(config: FleetConfig, tally: Tally, atms: Sequence[Atm], *, elap
         return round(count / elapsed_s, 1) if elapsed_s > 0 else 0.0
 
     return {
-        "atms": config.atms, "cards": len(config.cards), "seconds": float(config.seconds), "seed": config.seed,
+        "atms": config.atms, "cards": len(config.cards), "seconds": float(config.seconds),
+        "warmup_s": float(config.warmup_s), "seed": config.seed,
         "connections": config.connections, "request_timeout_ms": config.request_timeout_ms,
         "mix": {op.value: weight for op, weight in config.weights.items()},
         "elapsed_s": round(elapsed_s, 3),
@@ -129,6 +131,7 @@ def build_report(config: FleetConfig, tally: Tally, atms: Sequence[Atm], *, elap
                      "returned_after_acceptance": tally.deposits_returned,
                      "ack_codes": dict(sorted(tally.deposit_ack_codes.items()))},
         "latency_ms": _latency_report(tally),
+        "warmup_latency_ms": {"withdrawal_end_to_end": percentiles_ms(tally.warmup_end_to_end_us)},
         "faults": faults,
         "per_atm": {"columns": list(PER_ATM_COLUMNS), "rows": [_atm_row(atm) for atm in atms]},
     }
