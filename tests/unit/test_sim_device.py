@@ -532,7 +532,7 @@ async def test_journal_upload_pages_the_cash_entries_and_sums_the_answers() -> N
 
 async def test_a_warm_up_is_load_like_the_rest_with_its_latencies_reported_apart() -> None:
     async with bank() as server:
-        fleet, report = await run(config(seconds=0.2, warmup_s=0.2), server)
+        _, report = await run(config(seconds=0.2, warmup_s=0.2), server)
     assert report["transactions"] == {"scheduled": 8, "completed": 8, "abandoned": 0, "unfinished": 0}
     assert report["withdrawals"]["ack_codes"] == {"posted": 8}  # every transaction counts, warm-up or not
     assert report["latency_ms"]["withdrawal_end_to_end"]["count"] == 4  # the measured window's only
