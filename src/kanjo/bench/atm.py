@@ -237,17 +237,17 @@ async def _simulate(port: int, cards_path: Path, *, atms: int, rate: float, seco
                "--rate", str(rate), "--seconds", str(seconds), "--cards", str(cards_path), "--seed", str(seed),
                "--journal-from", str(journal_from), "--upload-journal", "--json",
                "--warmup-seconds", str(warmup_seconds)]
-    seconds += warmup_seconds
+    running_s = warmup_seconds + seconds
     if mix is not None:
         command += ["--mix", mix]
     process = await asyncio.create_subprocess_exec(*command, stdin=asyncio.subprocess.DEVNULL,
                                                    stdout=asyncio.subprocess.PIPE)
     try:
-        out, _ = await asyncio.wait_for(process.communicate(), seconds + SIMULATOR_SLACK_S)
+        out, _ = await asyncio.wait_for(process.communicate(), running_s + SIMULATOR_SLACK_S)
     except TimeoutError:
         process.kill()
         await process.wait()
-        raise RuntimeError(f"the simulator did not finish within {seconds + SIMULATOR_SLACK_S:.0f} s") from None
+        raise RuntimeError(f"the simulator did not finish within {running_s + SIMULATOR_SLACK_S:.0f} s") from None
     if process.returncode != 0:
         raise RuntimeError(f"the simulator exited with {process.returncode}")
     report = json.loads(out)

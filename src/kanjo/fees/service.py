@@ -124,14 +124,19 @@ async def charge_fee(f: Fees, request_id: int, account_id: int, fee: FeeQuote,
     if outcome.result is not R.OK and outcome.result is not R.EXISTS \
             and outcome.result is not R.EXISTS_WITH_DIFFERENT_BUSINESS_DATE:
         raise _refusal(outcome.result, fee.amount_minor)
+    booked_on = None
     if outcome.result is R.EXISTS_WITH_DIFFERENT_BUSINESS_DATE:  # a retry on a later business date
-        [posted] = await f.ledger.lookup_transfers([t.id])
-        t.business_date = posted.business_date  # the ledger compares the rest as first booked
+        done = await _recorded(f, request_id, account_id, fee)
+        if done is not None:
+            return done
+        [posted] = await f.ledger.lookup_transfers([t.id])  # the charge's record was lost: the first posting's
+        t.business_date = booked_on = posted.business_date  # date, and the ledger compares the rest as booked
         [outcome] = await f.ledger.create_transfers([t])
         if outcome.result is not R.EXISTS:
             raise _refusal(outcome.result, fee.amount_minor)
     invariant(outcome.amount == fee.amount_minor, "the ledger moved exactly the fee")
-    return await record_charge(f, request_id, account_id, fee, t.id, replayed=outcome.result is R.EXISTS, at=at)
+    return await record_charge(f, request_id, account_id, fee, t.id, replayed=outcome.result is R.EXISTS, at=at,
+                               booked_on=booked_on)
 
 
 async def charge_transfer(f: Fees, request_id: int, account_id: int, fee: FeeQuote, *,
@@ -156,27 +161,37 @@ async def charge_transfer(f: Fees, request_id: int, account_id: int, fee: FeeQuo
 
 
 async def record_charge(f: Fees, request_id: int, account_id: int, fee: FeeQuote, transfer_id: int, *,
-                        replayed: bool, at: dt.datetime | None = None) -> ChargedFee:
+                        replayed: bool, at: dt.datetime | None = None,
+                        booked_on: dt.date | None = None) -> ChargedFee:
     """Record the charge the ledger just moved by `transfer_id` (OK), or answer a retry of it (EXISTS: `replayed`) —
-    recording it then if its record was lost, booked on the date the ledger booked it."""
+    recording it then if its record was lost, booked on the date the ledger booked it (`booked_on` when the caller
+    has read it already)."""
     rule = f.tariff.rule(fee.rule_id)
     invariant(rule is not None, "a plausible quote names a rule of the tariff")
     assert rule is not None
-    fee_id = derived_id(request_id, "fee")
-    booked_on = f.business_date()
     if replayed:
-        async with f.pool.acquire() as conn:
-            done = await store.charge_by_request(conn, request_id)
+        done = await _recorded(f, request_id, account_id, fee)
         if done is not None:
-            if (done["account_id"], done["amount_minor"], done["rule_id"]) != (account_id, fee.amount_minor,
-                                                                                fee.rule_id):
-                raise Refused("request_reused", "this request id already charged another fee or account")
-            return ChargedFee(done["fee_id"], done["transfer_id"], account_id, fee.amount_minor, fee.rule_id, True)
-        [posted] = await f.ledger.lookup_transfers([transfer_id])  # the charge's record was lost
-        booked_on = posted.business_date or booked_on
+            return done
+        if booked_on is None:
+            [posted] = await f.ledger.lookup_transfers([transfer_id])  # the charge's record was lost
+            booked_on = posted.business_date
+    booked_on = booked_on or f.business_date()
+    fee_id = derived_id(request_id, "fee")
     await f.grouped.insert_charge(ChargeIn(fee_id, request_id, transfer_id, account_id, fee.amount_minor, fee.rule_id,
                                            rule.channel.value, fee.reason, at or f.now(), booked_on))
     return ChargedFee(fee_id, transfer_id, account_id, fee.amount_minor, fee.rule_id, replayed)
+
+
+async def _recorded(f: Fees, request_id: int, account_id: int, fee: FeeQuote) -> ChargedFee | None:
+    """The charge already recorded for `request_id` (a retry's answer), None when there is no record."""
+    async with f.pool.acquire() as conn:
+        done = await store.charge_by_request(conn, request_id)
+    if done is None:
+        return None
+    if (done["account_id"], done["amount_minor"], done["rule_id"]) != (account_id, fee.amount_minor, fee.rule_id):
+        raise Refused("request_reused", "this request id already charged another fee or account")
+    return ChargedFee(done["fee_id"], done["transfer_id"], account_id, fee.amount_minor, fee.rule_id, True)
 
 
 async def _account_code(f: Fees, account_id: int) -> int | None:

@@ -59,13 +59,17 @@ async def authorise(ch: AtmChannel, kind: MachineKind, request_id: int, card_num
         await ch.call(kind, "deposits", "void", lambda: void_hold(ch.deposits, request_id))
     if isinstance(reserved, BaseException):
         raise reserved
-    if isinstance(held, DepositRefused) or (isinstance(held, Hold) and held.status is not PendingStatus.PENDING):
-        await ch.call(kind, "cards", "release", lambda: release_daily_amount(ch.cards, request_id))
-        if isinstance(held, DepositRefused):
-            return refused(held.code, str(held)), recorded
-        return refused("hold_lapsed", "a retry after this request's hold was let go"), recorded
-    if isinstance(held, BaseException):
+    if isinstance(held, BaseException) and not isinstance(held, DepositRefused):
         raise held
+    if isinstance(held, DepositRefused):
+        answer = refused(held.code, str(held))
+    elif held.status is not PendingStatus.PENDING:  # a retry after its first processing died and the hold lapsed
+        answer = refused("hold_lapsed", "a retry after this request's hold was let go")
+    else:
+        answer = None
+    if answer is not None:
+        await ch.call(kind, "cards", "release", lambda: release_daily_amount(ch.cards, request_id))
+        return answer, recorded
     deadline = ch.now() + dt.timedelta(seconds=ch.ack_timeout_s)
     # No balance on this answer: two more queries on the busiest message; the receipt's balance is an inquiry away.
     fields: dict[str, Any] = {"dispense_minor": amount_minor, "fee_minor": fee.amount_minor,
@@ -124,8 +128,6 @@ async def settle_authorised(ch: AtmChannel, kind: MachineKind, w: store.CashItem
 async def _fee_transfer(ch: AtmChannel, request_id: int, account_id: int, fee: FeeQuote) -> Transfer | None:
     """The fee's transfer, to move in one ledger request with the post (one round of the ledger fewer on the
     acknowledgement); None for no fee, or one the fees product refuses — then charge() deals with it as before."""
-    if not fee.amount_minor:
-        return None
     try:
         return await charge_transfer(ch.fees, request_id, account_id, fee, leg="charge-with-cash")
     except (FeeRefused, FeeImplausible):
